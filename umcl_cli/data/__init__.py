@@ -1,0 +1,1 @@
+"""Manifests, the unified dataset, transforms and dataset resolution."""

@@ -1,0 +1,32 @@
+"""What the core expects of a dataset plugin (entry-point group ``umcl.datasets``).
+
+The entry point names a class; the core instantiates it with no arguments. ``Options`` is a
+pydantic model (``extra="forbid"``) of the plugin's ``umcl prepare NAME`` options: each field
+becomes ``--field-name VALUE`` on the command line and its ``description`` is the help text.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class PrepareOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetPlugin(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Options: ClassVar[type[PrepareOptions]] = PrepareOptions
+
+    @abstractmethod
+    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
+        """Write one or more prepared dataset directories (see ``manifest.write_prepared``).
+
+        Returns the directories written (the first is ``out``). Raises ``UsageError`` for input the
+        user can fix.
+        """

@@ -1,0 +1,1 @@
+"""Dual encoder, projections, logit scale, prompt learner, checkpoints."""

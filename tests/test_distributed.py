@@ -1,0 +1,63 @@
+"""Real 2-process gloo runs: the distributed loss equals one process on the concatenated batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ddp_loss_worker import Projections, global_batch, loss_and_grads  # noqa: E402
+
+from umcl_cli.registry import load  # noqa: E402
+
+WORKER = Path(__file__).parent / "ddp_loss_worker.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(args: list[str], nproc: int = 2, timeout: int = 240, **kw) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+           f"--master_port={free_port()}", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+
+
+@pytest.mark.parametrize(
+    ("loss_name", "local_loss"),
+    [("clip", False), ("itl", False), ("itl", True), ("soft", False), ("clip", True)],
+)
+def test_two_ranks_match_one_process(tmp_path: Path, loss_name: str, local_loss: bool) -> None:
+    out = tmp_path / "ddp.pt"
+    proc = torchrun([str(WORKER), str(out), loss_name, "1" if local_loss else "0", "1"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = torch.load(out, weights_only=True)
+    x, y, labels, has = global_batch()
+    loss, grads = loss_and_grads(Projections(), load("losses", loss_name)(), x, y, labels, has)
+    assert ddp["loss"] == pytest.approx(loss, rel=1e-5)
+    for name, g in grads.items():
+        assert torch.allclose(ddp["grads"][name], g, atol=1e-6), name
+
+
+def test_gather_without_grad_gives_open_clips_scaled_gradient(tmp_path: Path) -> None:
+    out = tmp_path / "ddp.pt"
+    proc = torchrun([str(WORKER), str(out), "itl", "0", "0"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = torch.load(out, weights_only=True)
+    x, y, labels, has = global_batch()
+    loss, grads = loss_and_grads(Projections(), load("losses", "itl")(), x, y, labels, has)
+    assert ddp["loss"] == pytest.approx(loss, rel=1e-5)
+    # Only local rows carry gradient into the projections; every rank sees the whole loss through
+    # the logit scale, so its gradient is complete.
+    for name, g in grads.items():
+        expected = g if name == "logit_scale" else g / 2
+        assert torch.allclose(ddp["grads"][name], expected, atol=1e-6), name

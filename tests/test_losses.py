@@ -1,0 +1,98 @@
+"""Loss math against independent computations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from umcl_losses.clip import ClipLoss
+from umcl_losses.itl import ImageTextLabelLoss
+from umcl_losses.soft import SoftLabelLoss
+
+from umcl_cli.engine.contrastive import ContrastiveBatch
+
+
+def batch(n: int = 6, d: int = 8, labels: torch.Tensor | None = None, seed: int = 0) -> ContrastiveBatch:
+    g = torch.Generator().manual_seed(seed)
+    img = F.normalize(torch.randn(n, d, generator=g), dim=-1)
+    txt = F.normalize(torch.randn(n, d, generator=g), dim=-1)
+    if labels is None:
+        labels = torch.eye(n, 4)[:, :4] if n <= 4 else torch.randint(0, 2, (n, 4), generator=g).float()
+    return ContrastiveBatch(img, txt, torch.tensor(1 / 0.07), labels.float(), torch.ones(n, dtype=torch.bool))
+
+
+def reference_clip(b: ContrastiveBatch) -> float:
+    logits = b.logit_scale * b.image_features @ b.text_features.T
+    target = torch.arange(len(logits))
+    return float((F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2)
+
+
+def test_clip_matches_cross_entropy() -> None:
+    b = batch()
+    assert ClipLoss()(b).item() == pytest.approx(reference_clip(b), rel=1e-6)
+
+
+def test_itl_equals_clip_when_every_label_key_is_unique() -> None:
+    labels = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [0, 0, 0]], dtype=torch.float)
+    b = batch(labels=labels)
+    assert ImageTextLabelLoss()(b).item() == ClipLoss()(b).item()
+
+
+def test_itl_equals_hand_computed_value_with_repeated_labels() -> None:
+    # Samples 0 and 2 share a label key; sample 3 has no labels (only its own positive).
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    has = torch.tensor([True, True, True, False])
+    s = torch.tensor(
+        [[0.9, 0.1, 0.5, 0.2], [0.0, 0.8, -0.1, 0.3], [0.4, 0.2, 0.7, -0.5], [0.1, 0.0, 0.6, 0.4]]
+    )
+    # Unit "features" whose dot products are exactly s: images = s, texts = identity.
+    b = ContrastiveBatch(s, torch.eye(4), torch.tensor(1.0), labels, has)
+    positives = {0: [0, 2], 1: [1], 2: [0, 2], 3: [3]}
+
+    def direction(m: list[list[float]]) -> float:
+        total = 0.0
+        for i, row in enumerate(m):
+            log_z = math.log(sum(math.exp(v) for v in row))
+            total += -sum(row[j] - log_z for j in positives[i]) / len(positives[i])
+        return total / len(m)
+
+    rows = s.tolist()
+    cols = s.T.tolist()
+    expected = 0.5 * (direction(rows) + direction(cols))
+    assert ImageTextLabelLoss()(b).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_itl_treats_ignored_entries_as_part_of_the_key() -> None:
+    nan = float("nan")
+    labels = torch.tensor([[1.0, nan], [1.0, nan], [1.0, 0.0]])
+    t = ImageTextLabelLoss().targets(labels, torch.ones(3, dtype=torch.bool), labels, torch.ones(3, dtype=torch.bool), 0)
+    assert t.tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
+
+
+def test_soft_targets_are_medclip_softmax_of_label_similarity() -> None:
+    labels = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    has = torch.ones(3, dtype=torch.bool)
+    t = SoftLabelLoss().targets(labels, has, labels, has, 0)
+    expected = torch.softmax(labels @ labels.T, dim=1)
+    assert torch.allclose(t, expected)
+    b = batch(n=3, labels=labels)
+    logits = b.logit_scale * b.image_features @ b.text_features.T
+    ref = 0.5 * (-(expected * logits.log_softmax(1)).sum(1).mean() - (expected * logits.T.log_softmax(1)).sum(1).mean())
+    assert SoftLabelLoss()(b).item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_soft_rows_without_labels_fall_back_to_identity() -> None:
+    labels = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    has = torch.tensor([True, False])
+    t = SoftLabelLoss().targets(labels, has, labels, has, 0)
+    assert t.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_loss_gradients_reach_both_feature_sets() -> None:
+    b = batch()
+    b.image_features.requires_grad_(True)
+    b.text_features.requires_grad_(True)
+    ImageTextLabelLoss()(b).backward()
+    assert b.image_features.grad.abs().sum() > 0 and b.text_features.grad.abs().sum() > 0

@@ -1,0 +1,1 @@
+"""The ``umcl`` command line: one module per command."""

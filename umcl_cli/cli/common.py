@@ -1,0 +1,66 @@
+"""Pieces several evaluation commands share: loading the model, the dataset, printing tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from umcl_cli.data.manifest import PreparedDataset
+from umcl_cli.data.resolve import resolve_dataset
+from umcl_cli.errors import UsageError
+from umcl_cli.model.checkpoint import load_model
+from umcl_cli.model.dual_encoder import DualEncoder
+
+console = Console()
+
+
+def load_for_eval(ckpt: Path, dataset: str, data_root: str | None) -> tuple[DualEncoder, dict[str, Any], PreparedDataset]:
+    ds = resolve_dataset(dataset, data_root)  # check the cheap thing first
+    model, payload = load_model(ckpt)
+    if torch.cuda.is_available():
+        model.cuda()
+    return model, payload, ds
+
+
+def choose_classes(ds: PreparedDataset, requested: str | None) -> list[str]:
+    if not requested:
+        return ds.eval_classes
+    classes = [c.strip() for c in requested.split(",") if c.strip()]
+    unknown = [c for c in classes if c not in ds.classes]
+    if unknown:
+        raise UsageError(f"dataset {ds.name} has no classes {unknown}", f"choose from: {', '.join(ds.classes)}")
+    return classes
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def metric_table(title: str, headline: dict[str, Any], chance: dict[str, Any], ci: dict[str, Any]) -> Table:
+    table = Table(title=title)
+    for column in ("metric", "value", "95% CI", "chance"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for key, value in headline.items():
+        interval = ci.get(key)
+        ci_text = f"[{fmt(interval['low'])}, {fmt(interval['high'])}]" if interval and interval.get("low") is not None else "-"
+        table.add_row(key, fmt(value), ci_text, fmt(chance.get(key)))
+    return table
+
+
+def per_class_table(title: str, per_class: dict[str, dict[str, Any]], columns: Sequence[str]) -> Table:
+    table = Table(title=title)
+    table.add_column("class")
+    for c in columns:
+        table.add_column(c, justify="right")
+    for name, row in per_class.items():
+        table.add_row(name, *(fmt(row.get(c)) for c in columns))
+    return table

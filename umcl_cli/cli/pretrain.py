@@ -1,0 +1,118 @@
+"""``umcl pretrain RECIPE``: contrastive pre-training through the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from umcl_cli import registry
+from umcl_cli.cli.errors import handle_errors
+from umcl_cli.data.resolve import resolve_dataset
+from umcl_cli.data.transforms import ImageTransform
+from umcl_cli.data.unified import SourceSpec, UnifiedDataset, WeightedDistributedSampler, collate
+from umcl_cli.engine import distributed
+from umcl_cli.engine.trainer import fit, pick_device, resolve_resume, seed_everything
+from umcl_cli.errors import UsageError
+from umcl_cli.evaluation.plots import training_curves
+from umcl_cli.model.build import build_model
+from umcl_cli.model.checkpoint import model_payload, save_model
+from umcl_cli.model.objectives import PretrainObjective
+from umcl_cli.recipe import Recipe, dump_recipe, load_recipe
+
+
+def build_stream(recipe: Recipe, data_root: str | None) -> UnifiedDataset:
+    d = recipe.data
+    sources = [
+        SourceSpec(resolve_dataset(s.name, data_root or d.root), s.split, s.weight, s.use_text, s.use_labels)
+        for s in d.datasets
+    ]
+    return UnifiedDataset(
+        sources,
+        transform=None,  # set once the image encoder says how it normalises
+        uncertain=d.uncertain,
+        text_section=d.text_section,
+        label_text=d.label_text,
+        template=d.template,
+    )
+
+
+def run_pretrain(
+    recipe_path: Path,
+    overrides: list[str] | None = None,
+    out: Path | None = None,
+    resume: str | None = None,
+    data_root: str | None = None,
+) -> Path:
+    recipe = load_recipe(recipe_path, overrides)
+    device_pref = recipe.train.device
+    distributed.init_distributed(pick_device(device_pref) if device_pref != "auto" else pick_device("auto"))
+    info = distributed.current()
+    run_dir = Path(out) if out else Path("runs") / recipe.name
+    resume_path = resolve_resume(resume, run_dir)
+    if resume_path is None and (run_dir / "checkpoints" / "last.pt").exists():
+        raise UsageError(
+            f"run directory {run_dir} already holds a run",
+            "pass --resume latest to continue it, or choose another --out",
+        )
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_recipe(recipe, run_dir / "recipe.yaml")
+
+    stream = build_stream(recipe, data_root)
+    seed_everything(recipe.seed)  # identical initial weights on every rank
+    use_prompt = recipe.model.prompt.enabled and recipe.data.label_text == "prompt"
+    model = build_model(recipe.model, stream.classes, stream.corpus, recipe.data.image_size, prompt=use_prompt)
+    mean, std = model.image_encoder.normalization()
+    stream.transform = ImageTransform(
+        recipe.data.image_size, mean, std, model.image_encoder.in_chans, augment=recipe.data.augment
+    )
+    loss = registry.load("losses", recipe.loss.name)(**recipe.loss.options)
+    t = recipe.train
+    objective = PretrainObjective(model, loss, t.lr, t.weight_decay, t.text_lr)
+    tag = recipe.digest(("data", "model", "loss"))  # what must match for --resume to make sense
+    result = fit(
+        objective,
+        stream,
+        collate,
+        lambda rank, world: WeightedDistributedSampler(stream.weights, rank, world, seed=recipe.seed),
+        t,
+        run_dir,
+        seed=recipe.seed,
+        resume=resume_path,
+        state_tag=tag,
+        description=f"pretrain {recipe.name}",
+        num_workers=recipe.data.num_workers,
+    )
+    if info.is_main:
+        payload = model_payload(
+            model,
+            recipe.model.image_encoder.name,
+            recipe.model.text_encoder.name,
+            recipe=recipe.model_dump(mode="json"),
+            recipe_hash=recipe.digest(),
+        )
+        save_model(payload, run_dir / "model.pt")
+        training_curves(run_dir / "metrics.jsonl", run_dir / "training_curves.png")
+        Console(stderr=True).print(
+            f"pretrain {recipe.name}: {result.steps} steps, {result.samples_per_s:.1f} samples/s, "
+            f"final loss {result.final_loss:.4f} → {run_dir / 'model.pt'}"
+        )
+    distributed.barrier()
+    return run_dir
+
+
+@handle_errors
+def pretrain(
+    recipe: Path = typer.Argument(..., help="YAML recipe, e.g. recipes/demo.yaml"),
+    set_: list[str] = typer.Option([], "--set", help="override a recipe value: --set train.lr=3e-4 (repeatable)"),
+    out: Path | None = typer.Option(None, "--out", help="run directory (default: runs/RECIPE_NAME)"),
+    resume: str | None = typer.Option(None, "--resume", help="'latest' (OUT/checkpoints/last.pt) or a path"),
+    data_root: str | None = typer.Option(None, "--data-root", help="where dataset names resolve (default: $UMCL_DATA or ./data)"),
+) -> None:
+    """Pre-train a dual encoder; writes OUT/recipe.yaml, metrics.jsonl, checkpoints/last.pt, model.pt."""
+    try:
+        run_pretrain(recipe, set_, out, resume, data_root)
+    finally:
+        distributed.shutdown()

@@ -1,0 +1,174 @@
+"""The unified training stream: image-report pairs and label-only rows from several datasets.
+
+A row with a report trains as an image-text pair; a row with labels only gets its text from the
+prompt learner (or a hand-written template); a row with both keeps both, and its labels build the
+loss targets.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from umcl_cli.data.labels import apply_policy, check_canonical, union_classes
+from umcl_cli.data.manifest import PreparedDataset
+from umcl_cli.data.reports import select_text
+from umcl_cli.data.transforms import ImageTransform, load_gray
+from umcl_cli.errors import UsageError
+from umcl_cli.model.prompt_learner import class_phrase
+
+
+@dataclass
+class SourceSpec:
+    dataset: PreparedDataset
+    split: str = "train"
+    weight: float = 1.0
+    use_text: bool = True
+    use_labels: bool = True
+
+
+class UnifiedDataset(Dataset):
+    """Rows ``(image, text | None, labels | None)`` over several prepared datasets."""
+
+    def __init__(
+        self,
+        sources: Sequence[SourceSpec],
+        transform: ImageTransform,
+        uncertain: Any = "ones",
+        text_section: str = "both",
+        label_text: str = "prompt",
+        template: str = "a chest x-ray showing {}",
+        classes: Sequence[str] | None = None,
+    ) -> None:
+        for s in sources:
+            check_canonical(s.dataset.name, s.dataset.classes)
+        self.classes = list(classes) if classes is not None else union_classes([s.dataset.classes for s in sources])
+        self.transform = transform
+        self.text_section = text_section
+        self.label_text = label_text
+        self.template = template
+        paths, texts, labels, has, weights, origin = [], [], [], [], [], []
+        for k, s in enumerate(sources):
+            frame = s.dataset.split(s.split)
+            if frame.height == 0:
+                raise UsageError(
+                    f"dataset {s.dataset.name} has no rows in split '{s.split}'",
+                    "choose a split it has (see its dataset.json counts)",
+                )
+            raw = self._raw_labels(frame, s.dataset.classes)
+            row_has = ~np.isnan(raw).all(axis=1) if s.use_labels else np.zeros(frame.height, dtype=bool)
+            mapped = apply_policy(raw, self.classes, uncertain)
+            text_col = frame["text"].to_list() if s.use_text else [None] * frame.height
+            keep = np.array([t is not None for t in text_col]) | (row_has & (label_text != "drop"))
+            if not keep.any():
+                raise UsageError(
+                    f"dataset {s.dataset.name} gives no trainable rows (no text, and labels are unused)",
+                    "enable use_text or use_labels for it, or remove it from the recipe",
+                )
+            idx = np.flatnonzero(keep)
+            paths += [str(s.dataset.image_file(p)) for p in frame["image_path"].gather(idx).to_list()]
+            texts += [text_col[i] for i in idx]
+            labels.append(mapped[idx])
+            has.append(row_has[idx])
+            weights.append(np.full(len(idx), s.weight / len(idx)))
+            origin.append(np.full(len(idx), k))
+        self.paths = paths
+        self.texts: list[str | None] = texts
+        self.labels = np.concatenate(labels).astype(np.float32)
+        self.has_labels = np.concatenate(has)
+        self.weights = np.concatenate(weights)
+        self.origin = np.concatenate(origin)
+        self._rng = random.Random()
+
+    def _raw_labels(self, frame: pl.DataFrame, source_classes: Sequence[str]) -> np.ndarray:
+        """Raw values in this stream's class order; classes the source lacks are NaN (unknown)."""
+        raw = np.full((frame.height, len(self.classes)), np.nan, dtype=np.float32)
+        for j, name in enumerate(self.classes):
+            if name in source_classes:
+                raw[:, j] = frame[name].cast(pl.Float32).fill_null(float("nan")).to_numpy()
+        return raw
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def corpus(self) -> list[str]:
+        return [t for t in self.texts if t is not None]
+
+    def phrase(self, i: int) -> tuple[str, list[int]]:
+        positives = [j for j, v in enumerate(self.labels[i]) if v == 1]
+        return class_phrase([self.classes[j] for j in positives]), positives
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        image = self.transform(load_gray(self.paths[i]))
+        text = self.texts[i]
+        if text is not None:
+            text = select_text(text, self.text_section, self._rng)
+        elif self.label_text == "template":
+            text = self.template.format(self.phrase(i)[0])
+        phrase, class_set = self.phrase(i)
+        return {
+            "image": image,
+            "text": text,
+            "phrase": phrase,
+            "class_set": class_set,
+            "labels": torch.from_numpy(self.labels[i]),
+            "has_labels": bool(self.has_labels[i]),
+        }
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "images": torch.stack([it["image"] for it in items]),
+        "texts": [it["text"] for it in items],
+        "phrases": [it["phrase"] for it in items],
+        "class_sets": [it["class_set"] for it in items],
+        "labels": torch.stack([it["labels"] for it in items]),
+        "has_labels": torch.tensor([it["has_labels"] for it in items]),
+    }
+
+
+def seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class WeightedDistributedSampler(Sampler[int]):
+    """Epoch-seeded sampling shared by all ranks, then sharded: each rank sees a disjoint slice.
+
+    Uniform weights give a permutation (every row once an epoch); otherwise rows are drawn with
+    replacement in proportion to their weights. ``skip`` resumes an epoch part-way.
+    """
+
+    def __init__(self, weights: np.ndarray, rank: int = 0, world_size: int = 1, seed: int = 0) -> None:
+        self.weights = torch.as_tensor(weights, dtype=torch.double)
+        self.uniform = bool(torch.allclose(self.weights, self.weights[0]))
+        self.rank, self.world_size, self.seed = rank, world_size, seed
+        self.num_samples = math.ceil(len(weights) / world_size)
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        total = self.num_samples * self.world_size
+        if self.uniform:
+            order = torch.randperm(len(self.weights), generator=g)
+            order = torch.cat([order, order[: total - len(order)]])  # pad so ranks get equal shares
+        else:
+            order = torch.multinomial(self.weights, total, replacement=True, generator=g)
+        return iter(order[self.rank :: self.world_size][self.skip :].tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples - self.skip

@@ -1,0 +1,241 @@
+"""The one training loop, shared by ``pretrain`` and ``prompt-tune``.
+
+AdamW with decoupled weight decay (none on biases, norms, logit scale and prompt context), linear
+warm-up + cosine decay, gradient clipping, AMP, DDP under torchrun, rank-0 logging and atomic
+checkpoints to ``checkpoints/last.pt`` that ``--resume`` continues from, at the same step.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from umcl_cli.data.unified import seed_worker
+from umcl_cli.engine import distributed
+from umcl_cli.engine.logging import MetricsLog, StepProgress
+from umcl_cli.engine.precision import Precision
+from umcl_cli.engine.schedule import cosine_with_warmup
+from umcl_cli.engine.task import TrainTask
+from umcl_cli.errors import UsageError
+from umcl_cli.model.checkpoint import atomic_save
+from umcl_cli.recipe import TrainConfig
+
+TRAIN_STATE = "umcl-train-state"
+
+
+@dataclass
+class FitResult:
+    steps: int
+    seconds: float
+    samples_per_s: float
+    final_loss: float
+
+
+def pick_device(preference: str) -> torch.device:
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise UsageError("train.device=cuda but no CUDA device is visible", "use train.device=cpu or auto")
+        return torch.device("cuda", distributed.current().local_rank)
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_resume(resume: str | None, run_dir: Path | None) -> Path | None:
+    if resume is None:
+        return None
+    if resume == "latest":
+        if run_dir is None:
+            raise UsageError("--resume latest needs a run directory", "pass --out RUN_DIR of the run to continue")
+        path = run_dir / "checkpoints" / "last.pt"
+        if not path.is_file():
+            raise UsageError(f"no checkpoint to resume at {path}", "start without --resume, or pass --out of an earlier run")
+        return path
+    path = Path(resume)
+    if not path.is_file():
+        raise UsageError(f"resume checkpoint {path} not found", "pass --resume latest or the path of a last.pt")
+    return path
+
+
+def _no_decay(name: str, p: nn.Parameter) -> bool:
+    return p.ndim < 2 or "logit_scale" in name or name.endswith("ctx") or "bias" in name
+
+
+def split_decay(named: list[tuple[str, nn.Parameter]], lr: float, weight_decay: float) -> list[dict[str, Any]]:
+    """Two AdamW groups: decayed weight matrices, undecayed vectors/scales/contexts."""
+    named = [(n, p) for n, p in named if p.requires_grad]
+    decay = [p for n, p in named if not _no_decay(n, p)]
+    keep = [p for n, p in named if _no_decay(n, p)]
+    groups = [{"params": decay, "lr": lr, "weight_decay": weight_decay}, {"params": keep, "lr": lr, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def fit(
+    task: TrainTask,
+    dataset: Dataset,
+    collate_fn,
+    sampler_factory,
+    cfg: TrainConfig,
+    run_dir: Path | None,
+    seed: int = 0,
+    resume: Path | None = None,
+    state_tag: str = "",
+    description: str = "train",
+    num_workers: int = 0,
+) -> FitResult:
+    info = distributed.current()
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(seed + info.rank)
+    precision = Precision(cfg.precision, device)
+    task.module.to(device)
+
+    sampler = sampler_factory(info.rank, info.world_size)
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        worker_init_fn=seed_worker,
+        drop_last=True,  # equal batch shapes on every rank, as all_gather needs
+        persistent_workers=False,
+        pin_memory=device.type == "cuda",
+    )
+    steps_per_epoch = len(sampler) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise UsageError(
+            f"{len(dataset)} training rows are fewer than one global batch ({cfg.batch_size} x {info.world_size})",
+            "lower train.batch_size or add data",
+        )
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+
+    wrapped: nn.Module = task.module
+    if info.enabled:
+        wrapped = DistributedDataParallel(
+            task.module,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=task.find_unused_parameters,
+        )
+    optimizer = torch.optim.AdamW(task.param_groups(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total)
+
+    step = 0
+    if resume is not None:
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+        if state.get("format") != TRAIN_STATE:
+            raise UsageError(f"{resume} is not a umcl training checkpoint", "pass --resume latest or a last.pt")
+        if state_tag and state.get("tag") != state_tag:
+            raise UsageError(
+                f"{resume} was written by a run with a different model or loss configuration",
+                "resume with the recipe that wrote it, or start a new run",
+            )
+        task.module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        precision.load_state_dict(state["precision"])
+        torch.set_rng_state(state["rng"])
+        step = int(state["step"])
+
+    main = info.is_main
+    log = MetricsLog(run_dir / "metrics.jsonl" if (main and run_dir) else None)
+    progress = StepProgress(total, step, description, enabled=main, every=cfg.log_every)
+    ckpt_path = run_dir / "checkpoints" / "last.pt" if run_dir else None
+
+    def save_state() -> None:
+        if main and ckpt_path is not None:
+            atomic_save(
+                {
+                    "format": TRAIN_STATE,
+                    "tag": state_tag,
+                    "step": step,
+                    "module": {k: v.detach().cpu() for k, v in task.module.state_dict().items()},
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "precision": precision.state_dict(),
+                    "rng": torch.get_rng_state(),
+                },
+                ckpt_path,
+            )
+
+    global_batch = cfg.batch_size * info.world_size
+    window: dict[str, float] = {"loss": 0.0, "data": 0.0, "time": 0.0, "n": 0}
+    started = time.perf_counter()
+    trained_steps = 0
+    last_loss = float("nan")
+    task.module.train()
+    try:
+        while step < total:
+            epoch, done_in_epoch = divmod(step, steps_per_epoch)
+            sampler.set_epoch(epoch, skip=done_in_epoch * cfg.batch_size)
+            t0 = time.perf_counter()
+            for batch in loader:
+                t_data = time.perf_counter() - t0
+                inputs = task.to_inputs(batch, device)
+                with precision.autocast():
+                    outputs = wrapped(inputs)
+                    loss = task.compute_loss(outputs, inputs)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at step {step}")
+                optimizer.zero_grad(set_to_none=True)
+                precision.backward(loss)
+                precision.unscale(optimizer)
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip
+                    )
+                precision.step(optimizer)
+                scheduler.step()
+                step += 1
+                trained_steps += 1
+                last_loss = loss.item()
+                dt = time.perf_counter() - t0
+                window["loss"] += last_loss
+                window["data"] += t_data
+                window["time"] += dt
+                window["n"] += 1
+                if step % cfg.log_every == 0 or step == total:
+                    n = window["n"]
+                    record = {
+                        "step": step,
+                        "epoch": step / steps_per_epoch,
+                        "loss": window["loss"] / n,
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "samples_per_s": global_batch * n / window["time"],
+                        "data_time": window["data"] / n,
+                        "step_time": window["time"] / n,
+                        **task.extra_logs(),
+                    }
+                    log.write(record)
+                    window = {"loss": 0.0, "data": 0.0, "time": 0.0, "n": 0}
+                progress.update(step, {"loss": last_loss, **task.extra_logs()})
+                if step % cfg.checkpoint_every == 0:
+                    save_state()
+                if step >= total:
+                    break
+                t0 = time.perf_counter()
+        save_state()
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - started
+    return FitResult(
+        steps=step,
+        seconds=seconds,
+        samples_per_s=global_batch * trained_steps / seconds if trained_steps else 0.0,
+        final_loss=last_loss,
+    )

@@ -1,0 +1,1 @@
+"""Zero-shot, prompt tuning, linear probe, retrieval, their metrics and reports."""

@@ -1,0 +1,49 @@
+"""Build a fresh dual encoder from a recipe's model section through the plugin registry."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from umcl_cli import registry
+from umcl_cli.errors import UsageError
+from umcl_cli.model.dual_encoder import DualEncoder
+from umcl_cli.model.prompt_learner import PromptLearner
+from umcl_cli.recipe import ModelConfig
+
+
+def _call_factory(kind: str, name: str, options: dict[str, Any], context: dict[str, Any]) -> Any:
+    factory: Callable[..., Any] = registry.load(kind, name)
+    params = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    # Context (corpus, image size) goes only to factories that ask for it.
+    extra = {k: v for k, v in context.items() if k not in options and (takes_any or k in params)}
+    try:
+        return factory(**options, **extra)
+    except TypeError as exc:
+        raise UsageError(
+            f"{kind[:-1].replace('_', ' ')} '{name}' rejected its options: {exc}",
+            "check the options under model.*_encoder.options in the recipe",
+        ) from exc
+
+
+def build_model(
+    cfg: ModelConfig, classes: Sequence[str], corpus: list[str], image_size: int, prompt: bool
+) -> DualEncoder:
+    image_encoder = _call_factory("image_encoders", cfg.image_encoder.name, cfg.image_encoder.options, {"image_size": image_size})
+    text_encoder = _call_factory("text_encoders", cfg.text_encoder.name, cfg.text_encoder.options, {"corpus": corpus})
+    model = DualEncoder(
+        image_encoder,
+        text_encoder,
+        embed_dim=cfg.embed_dim,
+        classes=classes,
+        logit_scale_init=cfg.logit_scale_init,
+        logit_scale_max=cfg.logit_scale_max,
+    )
+    if prompt:
+        p = cfg.prompt
+        model.prompt_learner = PromptLearner(
+            text_encoder, classes, n_ctx=p.n_ctx, init=p.init, csc=p.csc, position=p.position
+        )
+    return model

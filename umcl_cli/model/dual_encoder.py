@@ -1,0 +1,81 @@
+"""The dual encoder: image and text encoders, linear projections, learnable logit scale, prompts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from umcl_cli.model.encoders import ImageEncoder, TextEncoder
+from umcl_cli.model.prompt_learner import PromptLearner
+
+
+class DualEncoder(nn.Module):
+    def __init__(
+        self,
+        image_encoder: ImageEncoder,
+        text_encoder: TextEncoder,
+        embed_dim: int,
+        classes: Sequence[str],
+        prompt_learner: PromptLearner | None = None,
+        logit_scale_init: float = 1 / 0.07,
+        logit_scale_max: float = 100.0,
+    ) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.image_proj = nn.Linear(image_encoder.output_dim, embed_dim, bias=False)
+        self.text_proj = nn.Linear(text_encoder.output_dim, embed_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(logit_scale_init)))
+        self.logit_scale_max = logit_scale_max
+        self.embed_dim = embed_dim
+        self.classes = list(classes)
+        self.prompt_learner = prompt_learner
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.exp().clamp(max=self.logit_scale_max)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_proj(self.image_encoder(images)), dim=-1)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_proj(self.text_encoder(input_ids=input_ids, attention_mask=attention_mask)), dim=-1)
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Tokenise and encode plain strings (evaluation convenience)."""
+        device = self.logit_scale.device
+        tokens = self.text_encoder.tokenize(list(texts))
+        return self.encode_text(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
+
+    def encode_prompts(
+        self,
+        phrases: Sequence[str],
+        class_sets: Sequence[Sequence[int]],
+        learner: PromptLearner | None = None,
+    ) -> torch.Tensor:
+        learner = learner or self.prompt_learner
+        if learner is None:
+            raise ValueError("this model has no prompt learner")
+        embeds, mask = learner.build(phrases, class_sets)
+        out = self.text_encoder(inputs_embeds=embeds, attention_mask=mask)
+        return F.normalize(self.text_proj(out), dim=-1)
+
+    def forward(self, inputs: dict) -> dict[str, torch.Tensor]:
+        """Features of one training batch.
+
+        ``inputs``: ``images``; ``input_ids``/``attention_mask`` for the rows listed in
+        ``text_rows``; ``phrases``/``class_sets`` for the label-only rows in ``prompt_rows``.
+        """
+        image_features = self.encode_image(inputs["images"])
+        parts, order = [], []
+        if len(inputs["text_rows"]):
+            parts.append(self.encode_text(inputs["input_ids"], inputs["attention_mask"]))
+            order.append(inputs["text_rows"])
+        if len(inputs["prompt_rows"]):
+            parts.append(self.encode_prompts(inputs["phrases"], inputs["class_sets"]))
+            order.append(inputs["prompt_rows"])
+        text_features = torch.cat(parts)[torch.argsort(torch.cat(order))]
+        return {"image_features": image_features, "text_features": text_features, "logit_scale": self.scale()}

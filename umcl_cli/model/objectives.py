@@ -1,0 +1,99 @@
+"""Training objectives the engine runs: contrastive pre-training and prompt tuning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from umcl_cli.engine.contrastive import ContrastiveBatch, ContrastiveLoss
+from umcl_cli.engine.task import TrainTask
+from umcl_cli.engine.trainer import split_decay
+from umcl_cli.model.dual_encoder import DualEncoder
+from umcl_cli.model.prompt_learner import PromptLearner
+
+
+class PretrainObjective(TrainTask):
+    """Image-text(-label) contrastive pre-training of the whole dual encoder."""
+
+    def __init__(self, model: DualEncoder, loss: ContrastiveLoss, lr: float, weight_decay: float,
+                 text_lr: float | None = None) -> None:
+        self.module = model
+        self.model = model
+        self.loss = loss
+        self.lr, self.text_lr, self.weight_decay = lr, text_lr or lr, weight_decay
+        self.find_unused_parameters = model.prompt_learner is not None
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        named = list(self.model.named_parameters())
+        text = [(n, p) for n, p in named if n.startswith("text_encoder.")]
+        rest = [(n, p) for n, p in named if not n.startswith("text_encoder.")]
+        return split_decay(rest, self.lr, self.weight_decay) + split_decay(text, self.text_lr, self.weight_decay)
+
+    def to_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        texts = batch["texts"]
+        text_rows = [i for i, t in enumerate(texts) if t is not None]
+        prompt_rows = [i for i, t in enumerate(texts) if t is None]
+        inputs: dict[str, Any] = {
+            "images": batch["images"].to(device, non_blocking=True),
+            "text_rows": torch.tensor(text_rows, dtype=torch.long, device=device),
+            "prompt_rows": torch.tensor(prompt_rows, dtype=torch.long, device=device),
+            "phrases": [batch["phrases"][i] for i in prompt_rows],
+            "class_sets": [batch["class_sets"][i] for i in prompt_rows],
+            "labels": batch["labels"].to(device),
+            "has_labels": batch["has_labels"].to(device),
+        }
+        if text_rows:
+            tokens = self.model.text_encoder.tokenize([texts[i] for i in text_rows])
+            inputs["input_ids"] = tokens["input_ids"].to(device)
+            inputs["attention_mask"] = tokens["attention_mask"].to(device)
+        return inputs
+
+    def compute_loss(self, outputs: dict[str, Any], inputs: dict[str, Any]) -> torch.Tensor:
+        return self.loss(
+            ContrastiveBatch(
+                image_features=outputs["image_features"],
+                text_features=outputs["text_features"],
+                logit_scale=outputs["logit_scale"],
+                labels=inputs["labels"],
+                has_labels=inputs["has_labels"],
+            )
+        )
+
+    def extra_logs(self) -> dict[str, float]:
+        return {"logit_scale": float(self.model.scale().detach())}
+
+
+class PromptClassifier(nn.Module):
+    """Frozen dual encoder + a prompt learner: logits of each image against each class prompt."""
+
+    def __init__(self, model: DualEncoder, learner: PromptLearner, class_names: list[str]) -> None:
+        super().__init__()
+        self.learner = learner
+        object.__setattr__(self, "frozen", model)  # not a submodule: DDP and the optimiser never see it
+        self.phrases = [c.lower() for c in class_names]
+        self.class_sets = [[learner.classes.index(c)] if c in learner.classes else [] for c in class_names]
+
+    def forward(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            image_features = self.frozen.encode_image(inputs["images"])
+        text_features = self.frozen.encode_prompts(self.phrases, self.class_sets, learner=self.learner)
+        return {"logits": self.frozen.scale().detach() * image_features @ text_features.T}
+
+
+class PromptTuneObjective(TrainTask):
+    """CoOp: cross-entropy over class prompts; only the context vectors learn."""
+
+    def __init__(self, classifier: PromptClassifier) -> None:
+        self.module = classifier
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [self.module.learner.ctx], "weight_decay": 0.0}]
+
+    def to_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        return {"images": batch["images"].to(device), "targets": batch["targets"].to(device)}
+
+    def compute_loss(self, outputs: dict[str, Any], inputs: dict[str, Any]) -> torch.Tensor:
+        return F.cross_entropy(outputs["logits"].float(), inputs["targets"])

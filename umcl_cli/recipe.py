@@ -1,0 +1,194 @@
+"""Recipes: pydantic models (``extra="forbid"``), YAML files and dotted ``--set`` overrides."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from umcl_cli.errors import UsageError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSource(Strict):
+    name: str = Field(description="prepared dataset: a name under the data root, or a directory")
+    weight: float = Field(1.0, gt=0, description="sampling weight of this source in the mixed stream")
+    split: str = "train"
+    use_text: bool = Field(True, description="train on the reports of rows that have one")
+    use_labels: bool = Field(True, description="use the labels of rows that have them")
+
+
+UncertainPolicy = Literal["ones", "zeros", "ignore"]
+
+
+class DataConfig(Strict):
+    root: str | None = Field(None, description="data root for dataset names (default: $UMCL_DATA or ./data)")
+    datasets: list[DatasetSource] = Field(min_length=1)
+    text_section: Literal["findings", "impression", "both", "random_sentence"] = "both"
+    uncertain: UncertainPolicy | dict[str, Literal[0, 1, "ignore"]] = "ones"
+    label_text: Literal["prompt", "template", "drop"] = Field(
+        "prompt",
+        description="label-only rows: continuous prompt, the hand-written template, or not used",
+    )
+    template: str = "a chest x-ray showing {}"
+    image_size: int = Field(224, ge=16)
+    augment: bool = True
+    num_workers: int = Field(2, ge=0)
+
+
+class PluginRef(Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PromptConfig(Strict):
+    enabled: bool = True
+    n_ctx: int = Field(4, ge=1, le=64, description="context vectors when init is null")
+    init: str | None = Field("a chest x-ray showing", description="initial words; null = N(0, 0.02)")
+    csc: bool = Field(False, description="class-specific contexts instead of one shared context")
+    position: Literal["front", "end"] = "end"
+
+
+class ModelConfig(Strict):
+    embed_dim: int = Field(512, ge=8)
+    image_encoder: PluginRef
+    text_encoder: PluginRef
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    logit_scale_init: float = Field(1 / 0.07, gt=0)
+    logit_scale_max: float = Field(100.0, gt=0)
+
+
+class TrainConfig(Strict):
+    epochs: float = Field(10, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(64, ge=2, description="per process")
+    lr: float = Field(1e-4, gt=0)
+    text_lr: float | None = Field(None, gt=0, description="learning rate of the text encoder (default: lr)")
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = Field(100, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    log_every: int = Field(20, ge=1)
+    checkpoint_every: int = Field(500, ge=1, description="steps between checkpoints/last.pt writes")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, description="torch CPU threads per process")
+
+
+class Recipe(Strict):
+    name: str = "umcl"
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig
+    loss: PluginRef = Field(default_factory=lambda: PluginRef(name="itl"))
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not v or "/" in v:
+            raise ValueError("must be a non-empty name without '/'")
+        return v
+
+    @model_validator(mode="after")
+    def _something_to_learn_from(self) -> Recipe:
+        if not any(s.use_text or s.use_labels for s in self.data.datasets):
+            raise ValueError("every dataset has use_text and use_labels off: nothing to train on")
+        if self.data.label_text == "prompt" and not self.model.prompt.enabled:
+            raise ValueError("data.label_text is 'prompt' but model.prompt.enabled is false")
+        return self
+
+    def digest(self, sections: tuple[str, ...] = ()) -> str:
+        """Short hash of the recipe (or of some top-level sections of it)."""
+        tree = self.model_dump(mode="json")
+        if sections:
+            tree = {k: tree[k] for k in sections}
+        return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML; list items addressed by index)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"override '{item}' is not KEY=VALUE", "write it as --set train.lr=1e-4")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node: Any = tree
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            node = _child(node, part, ".".join(parts[: i + 1]), item)
+        last = parts[-1]
+        if isinstance(node, list):
+            node[_index(node, last, key, item)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise UsageError(f"override '{item}': {'.'.join(parts[:-1])} is not a mapping", "check the key path")
+    return tree
+
+
+def _child(node: Any, part: str, path: str, item: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, path, item)]
+    if isinstance(node, dict):
+        return node.setdefault(part, {})
+    raise UsageError(f"override '{item}': {path} is not a mapping", "check the key path")
+
+
+def _index(node: list, part: str, path: str, item: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise UsageError(f"override '{item}': {path} needs a list index below {len(node)}", "check the key path")
+    return int(part)
+
+
+def load_recipe(path: Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe; every failure is one line naming file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"recipe file {path} not found", "pass the path of a YAML recipe, e.g. recipes/demo.yaml")
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise UsageError(f"recipe {path}: YAML syntax error{where}: {problem}", "fix the YAML syntax") from exc
+    if not isinstance(tree, dict):
+        raise UsageError(f"recipe {path} is not a YAML mapping", "start from recipes/demo.yaml")
+    tree = apply_overrides(tree, overrides or [])
+    return validate_recipe(tree, str(path))
+
+
+def validate_recipe(tree: dict[str, Any], source: str) -> Recipe:
+    try:
+        return Recipe.model_validate(tree)
+    except ValidationError as exc:
+        raise UsageError(describe_validation_error(exc, f"recipe {source}"), "fix the recipe or the --set value") from exc
+
+
+def describe_validation_error(exc: ValidationError, what: str) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    else:
+        message = first["msg"]
+        if "input" in first and not isinstance(first["input"], dict | list):
+            message += f" (got {first['input']!r})"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{what}: {field}: {message}{more}"
+
+
+def dump_recipe(recipe: Recipe, path: Path) -> None:
+    path.write_text(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False))

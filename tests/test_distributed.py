@@ -12,9 +12,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ddp_loss_worker import Projections, global_batch, loss_and_grads  # noqa: E402
+from ddp_loss_worker import Projections, global_batch, loss_and_grads
 
-from umcl_cli.registry import load  # noqa: E402
+from umcl_cli.registry import load
 
 WORKER = Path(__file__).parent / "ddp_loss_worker.py"
 
@@ -26,8 +26,14 @@ def free_port() -> int:
 
 
 def torchrun(args: list[str], nproc: int = 2, timeout: int = 240, **kw) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-           f"--master_port={free_port()}", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={nproc}",
+        f"--master_port={free_port()}",
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
 

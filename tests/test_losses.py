@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
+from umcl_cli.engine.contrastive import ContrastiveBatch
 from umcl_losses.clip import ClipLoss
 from umcl_losses.itl import ImageTextLabelLoss
 from umcl_losses.soft import SoftLabelLoss
-
-from umcl_cli.engine.contrastive import ContrastiveBatch
 
 
 def batch(n: int = 6, d: int = 8, labels: torch.Tensor | None = None, seed: int = 0) -> ContrastiveBatch:
@@ -44,9 +44,7 @@ def test_itl_equals_hand_computed_value_with_repeated_labels() -> None:
     # Samples 0 and 2 share a label key; sample 3 has no labels (only its own positive).
     labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
     has = torch.tensor([True, True, True, False])
-    s = torch.tensor(
-        [[0.9, 0.1, 0.5, 0.2], [0.0, 0.8, -0.1, 0.3], [0.4, 0.2, 0.7, -0.5], [0.1, 0.0, 0.6, 0.4]]
-    )
+    s = torch.tensor([[0.9, 0.1, 0.5, 0.2], [0.0, 0.8, -0.1, 0.3], [0.4, 0.2, 0.7, -0.5], [0.1, 0.0, 0.6, 0.4]])
     # Unit "features" whose dot products are exactly s: images = s, texts = identity.
     b = ContrastiveBatch(s, torch.eye(4), torch.tensor(1.0), labels, has)
     positives = {0: [0, 2], 1: [1], 2: [0, 2], 3: [3]}
@@ -67,7 +65,9 @@ def test_itl_equals_hand_computed_value_with_repeated_labels() -> None:
 def test_itl_treats_ignored_entries_as_part_of_the_key() -> None:
     nan = float("nan")
     labels = torch.tensor([[1.0, nan], [1.0, nan], [1.0, 0.0]])
-    t = ImageTextLabelLoss().targets(labels, torch.ones(3, dtype=torch.bool), labels, torch.ones(3, dtype=torch.bool), 0)
+    t = ImageTextLabelLoss().targets(
+        labels, torch.ones(3, dtype=torch.bool), labels, torch.ones(3, dtype=torch.bool), 0
+    )
     assert t.tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
 
 

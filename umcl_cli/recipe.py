@@ -173,7 +173,9 @@ def validate_recipe(tree: dict[str, Any], source: str) -> Recipe:
     try:
         return Recipe.model_validate(tree)
     except ValidationError as exc:
-        raise UsageError(describe_validation_error(exc, f"recipe {source}"), "fix the recipe or the --set value") from exc
+        raise UsageError(
+            describe_validation_error(exc, f"recipe {source}"), "fix the recipe or the --set value"
+        ) from exc
 
 
 def describe_validation_error(exc: ValidationError, what: str) -> str:

@@ -13,6 +13,12 @@ from typing import Any
 
 from umcl_cli.errors import UsageError
 
+KIND_NAMES = {
+    "image_encoders": "image encoder",
+    "text_encoders": "text encoder",
+    "datasets": "dataset",
+    "losses": "loss",
+}
 GROUPS: dict[str, str] = {
     "image_encoders": "umcl.image_encoders",
     "text_encoders": "umcl.text_encoders",
@@ -52,7 +58,7 @@ def load(kind: str, name: str) -> Any:
     if name not in known:
         names = ", ".join(sorted(known)) or "none"
         raise UsageError(
-            f"unknown {kind[:-1].replace('_', ' ')} plugin '{name}' (installed: {names})",
+            f"unknown {KIND_NAMES[kind]} plugin '{name}' (installed: {names})",
             f"use one of the installed names, or install the package that provides '{name}'",
         )
     ep = known[name]

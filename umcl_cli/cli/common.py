@@ -19,7 +19,9 @@ from umcl_cli.model.dual_encoder import DualEncoder
 console = Console()
 
 
-def load_for_eval(ckpt: Path, dataset: str, data_root: str | None) -> tuple[DualEncoder, dict[str, Any], PreparedDataset]:
+def load_for_eval(
+    ckpt: Path, dataset: str, data_root: str | None
+) -> tuple[DualEncoder, dict[str, Any], PreparedDataset]:
     ds = resolve_dataset(dataset, data_root)  # check the cheap thing first
     model, payload = load_model(ckpt)
     if torch.cuda.is_available():
@@ -51,7 +53,11 @@ def metric_table(title: str, headline: dict[str, Any], chance: dict[str, Any], c
         table.add_column(column, justify="right" if column != "metric" else "left")
     for key, value in headline.items():
         interval = ci.get(key)
-        ci_text = f"[{fmt(interval['low'])}, {fmt(interval['high'])}]" if interval and interval.get("low") is not None else "-"
+        ci_text = (
+            f"[{fmt(interval['low'])}, {fmt(interval['high'])}]"
+            if interval and interval.get("low") is not None
+            else "-"
+        )
         table.add_row(key, fmt(value), ci_text, fmt(chance.get(key)))
     return table
 

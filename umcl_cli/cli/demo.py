@@ -32,7 +32,9 @@ def fresh_dir(base: Path) -> Path:
 
 def run_demo(out: Path, recipe: Path, n: int, shots: int, overrides: list[str]) -> Table:
     if not recipe.is_file():
-        raise UsageError(f"demo recipe {recipe} not found", "run `umcl demo` from a clone of the umcl repository, or pass --recipe")
+        raise UsageError(
+            f"demo recipe {recipe} not found", "run `umcl demo` from a clone of the umcl repository, or pass --recipe"
+        )
     start = time.perf_counter()
     root = out / "data"
     plugin = registry.load("datasets", "synthetic")
@@ -43,10 +45,14 @@ def run_demo(out: Path, recipe: Path, n: int, shots: int, overrides: list[str]) 
     ckpt = run_dir / "model.pt"
     console.rule("3/6 zero-shot (5x200-style)")
     zs = run_zeroshot(ckpt, "synthetic/5x200", "auto", out / "eval" / "zeroshot", data_root=str(root))
-    zs_t = run_zeroshot(ckpt, "synthetic/5x200", "templates", out / "eval" / "zeroshot-templates", data_root=str(root), quiet=True)
+    zs_t = run_zeroshot(
+        ckpt, "synthetic/5x200", "templates", out / "eval" / "zeroshot-templates", data_root=str(root), quiet=True
+    )
     console.rule(f"4/6 prompt-tune ({shots} shots) + zero-shot")
     prompts = run_prompt_tune(ckpt, "synthetic", shots, out=out / "prompt-tune", data_root=str(root))
-    zs_p = run_zeroshot(ckpt, "synthetic/5x200", str(prompts), out / "eval" / "zeroshot-tuned", data_root=str(root), quiet=True)
+    zs_p = run_zeroshot(
+        ckpt, "synthetic/5x200", str(prompts), out / "eval" / "zeroshot-tuned", data_root=str(root), quiet=True
+    )
     console.rule("5/6 linear probe")
     lp = run_linear_probe(ckpt, "synthetic", out=out / "eval" / "linear-probe", data_root=str(root))
     console.rule("6/6 retrieval")
@@ -55,8 +61,11 @@ def run_demo(out: Path, recipe: Path, n: int, shots: int, overrides: list[str]) 
     table = Table(title=f"umcl demo summary ({time.perf_counter() - start:.0f} s) → {out}")
     for column in ("evaluation", "metric", "value", "chance"):
         table.add_column(column, justify="left" if column in ("evaluation", "metric") else "right")
-    for label, record in ((f"zero-shot, {zs['prompts']} prompts", zs), ("zero-shot, hand-written templates", zs_t),
-                          (f"zero-shot, prompt-tuned ({shots}-shot)", zs_p)):
+    for label, record in (
+        (f"zero-shot, {zs['prompts']} prompts", zs),
+        ("zero-shot, hand-written templates", zs_t),
+        (f"zero-shot, prompt-tuned ({shots}-shot)", zs_p),
+    ):
         for key in ("accuracy", "macro_f1"):
             table.add_row(label, key, fmt(record["metrics"][key]), fmt(record["chance"][key]))
     for key in ("mean_auroc", "mean_auroc_eval_classes"):

@@ -27,7 +27,9 @@ def translate(exc: BaseException) -> UmclError | None:
     if isinstance(exc, PermissionError):
         return UsageError(f"permission denied: {exc.filename}", "choose a location you can write, e.g. --out ./runs/x")
     if isinstance(exc, FileNotFoundError):
-        return UsageError(f"file not found: {exc.filename}", "check the path (relative paths start at the current directory)")
+        return UsageError(
+            f"file not found: {exc.filename}", "check the path (relative paths start at the current directory)"
+        )
     if isinstance(exc, OSError) and exc.errno == 28:
         return RuntimeFailure("no space left on device", "free disk space or write to another --out directory")
     if type(exc).__name__ == "OutOfMemoryError":

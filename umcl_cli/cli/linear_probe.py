@@ -60,19 +60,37 @@ def run_linear_probe(
     headline = {"mean_auroc": result["mean_auroc"], "mean_auroc_eval_classes": eval_mean}
     ci = {}
     if bootstrap:
-        ci["mean_auroc"] = M.bootstrap_ci(lambda s, y: M.multilabel_auroc(s, y, classes)["mean_auroc"],
-                                          scores, y_test, n=min(bootstrap, 300), seed=seed)
+        ci["mean_auroc"] = M.bootstrap_ci(
+            lambda s, y: M.multilabel_auroc(s, y, classes)["mean_auroc"],
+            scores,
+            y_test,
+            n=min(bootstrap, 300),
+            seed=seed,
+        )
     record = {
-        "checkpoint": str(ckpt), "dataset": ds.name, "dataset_dir": str(ds.root),
-        "train_split": train_split, "test_split": test_split, "fraction": fraction, "seed": seed,
-        "n_train": int(len(pick)), "n_test": len(test_paths), "classes": classes, "eval_classes": eval_classes,
-        "metrics": headline, "ci95": ci, "chance": {"mean_auroc": 0.5, "mean_auroc_eval_classes": 0.5},
+        "checkpoint": str(ckpt),
+        "dataset": ds.name,
+        "dataset_dir": str(ds.root),
+        "train_split": train_split,
+        "test_split": test_split,
+        "fraction": fraction,
+        "seed": seed,
+        "n_train": len(pick),
+        "n_test": len(test_paths),
+        "classes": classes,
+        "eval_classes": eval_classes,
+        "metrics": headline,
+        "ci95": ci,
+        "chance": {"mean_auroc": 0.5, "mean_auroc_eval_classes": 0.5},
         "per_class": result["per_class"],
     }
     write_metrics(out_dir, "linear-probe", record)
     if not quiet:
-        console.print(metric_table(f"linear probe {ds.name} (fraction {fraction}, n_train={len(pick)})",
-                                   headline, record["chance"], ci))
+        console.print(
+            metric_table(
+                f"linear probe {ds.name} (fraction {fraction}, n_train={len(pick)})", headline, record["chance"], ci
+            )
+        )
         console.print(per_class_table("per class", result["per_class"], ("auroc", "n_pos", "n_neg")))
         console.print(f"wrote {out_dir / 'metrics.json'}")
     return record

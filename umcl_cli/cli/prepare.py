@@ -27,7 +27,10 @@ def parse_plugin_args(args: list[str], plugin: type[DatasetPlugin]) -> dict[str,
     while i < len(args):
         arg = args[i]
         if not arg.startswith("--"):
-            raise UsageError(f"unexpected argument '{arg}'", f"options look like --name VALUE; see `umcl prepare {plugin.name} --show-options`")
+            raise UsageError(
+                f"unexpected argument '{arg}'",
+                f"options look like --name VALUE; see `umcl prepare {plugin.name} --show-options`",
+            )
         key, eq, value = arg[2:].partition("=")
         name = key.replace("-", "_")
         negated = name.startswith("no_") and name[3:] in fields

@@ -10,7 +10,7 @@ from rich.console import Console
 from umcl_cli import registry
 from umcl_cli.cli.errors import handle_errors
 from umcl_cli.data.resolve import resolve_dataset
-from umcl_cli.data.transforms import ImageTransform
+from umcl_cli.data.transforms import BatchAugment, ImageTransform
 from umcl_cli.data.unified import SourceSpec, UnifiedDataset, WeightedDistributedSampler, collate
 from umcl_cli.engine import distributed
 from umcl_cli.engine.trainer import fit, pick_device, resolve_resume, seed_everything
@@ -20,6 +20,17 @@ from umcl_cli.model.build import build_model
 from umcl_cli.model.checkpoint import model_payload, save_model
 from umcl_cli.model.objectives import PretrainObjective
 from umcl_cli.recipe import Recipe, dump_recipe, load_recipe
+
+
+def check_plugin_names(recipe: Recipe) -> None:
+    """Fail on a misspelt plugin before any data is read."""
+    for kind, ref in (
+        ("image_encoders", recipe.model.image_encoder),
+        ("text_encoders", recipe.model.text_encoder),
+        ("losses", recipe.loss),
+    ):
+        if ref.name not in registry.discover(kind):
+            registry.load(kind, ref.name)  # raises the error that lists the installed names
 
 
 def build_stream(recipe: Recipe, data_root: str | None) -> UnifiedDataset:
@@ -46,6 +57,7 @@ def run_pretrain(
     data_root: str | None = None,
 ) -> Path:
     recipe = load_recipe(recipe_path, overrides)
+    check_plugin_names(recipe)
     device_pref = recipe.train.device
     distributed.init_distributed(pick_device(device_pref) if device_pref != "auto" else pick_device("auto"))
     info = distributed.current()
@@ -65,12 +77,11 @@ def run_pretrain(
     use_prompt = recipe.model.prompt.enabled and recipe.data.label_text == "prompt"
     model = build_model(recipe.model, stream.classes, stream.corpus, recipe.data.image_size, prompt=use_prompt)
     mean, std = model.image_encoder.normalization()
-    stream.transform = ImageTransform(
-        recipe.data.image_size, mean, std, model.image_encoder.in_chans, augment=recipe.data.augment
-    )
+    stream.transform = ImageTransform(recipe.data.image_size, mean, std, model.image_encoder.in_chans)
     loss = registry.load("losses", recipe.loss.name)(**recipe.loss.options)
     t = recipe.train
-    objective = PretrainObjective(model, loss, t.lr, t.weight_decay, t.text_lr)
+    augment = BatchAugment() if recipe.data.augment else None
+    objective = PretrainObjective(model, loss, t.lr, t.weight_decay, t.text_lr, augment=augment)
     tag = recipe.digest(("data", "model", "loss"))  # what must match for --resume to make sense
     result = fit(
         objective,
@@ -109,7 +120,9 @@ def pretrain(
     set_: list[str] = typer.Option([], "--set", help="override a recipe value: --set train.lr=3e-4 (repeatable)"),
     out: Path | None = typer.Option(None, "--out", help="run directory (default: runs/RECIPE_NAME)"),
     resume: str | None = typer.Option(None, "--resume", help="'latest' (OUT/checkpoints/last.pt) or a path"),
-    data_root: str | None = typer.Option(None, "--data-root", help="where dataset names resolve (default: $UMCL_DATA or ./data)"),
+    data_root: str | None = typer.Option(
+        None, "--data-root", help="where dataset names resolve (default: $UMCL_DATA or ./data)"
+    ),
 ) -> None:
     """Pre-train a dual encoder; writes OUT/recipe.yaml, metrics.jsonl, checkpoints/last.pt, model.pt."""
     try:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from umcl_cli.cli.common import choose_classes, console, load_for_eval
 from umcl_cli.cli.errors import handle_errors
-from umcl_cli.data.transforms import ImageTransform, load_gray
+from umcl_cli.data.transforms import BatchAugment, ImageTransform, load_gray
 from umcl_cli.data.unified import WeightedDistributedSampler
 from umcl_cli.engine.trainer import fit
 from umcl_cli.errors import UsageError
@@ -36,10 +36,15 @@ class FewShot(Dataset):
 
 
 def few_shot_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"images": torch.stack([it["image"] for it in items]), "targets": torch.tensor([it["target"] for it in items])}
+    return {
+        "images": torch.stack([it["image"] for it in items]),
+        "targets": torch.tensor([it["target"] for it in items]),
+    }
 
 
-def pick_shots(labels: np.ndarray, classes: list[str], shots: int, seed: int, ds_name: str) -> tuple[np.ndarray, np.ndarray]:
+def pick_shots(
+    labels: np.ndarray, classes: list[str], shots: int, seed: int, ds_name: str
+) -> tuple[np.ndarray, np.ndarray]:
     """K rows per class among rows whose only positive (of these classes) is that class."""
     rng = np.random.default_rng(seed)
     single = (labels == 1).sum(axis=1) == 1
@@ -48,7 +53,8 @@ def pick_shots(labels: np.ndarray, classes: list[str], shots: int, seed: int, ds
         candidates = np.flatnonzero(single & (labels[:, c] == 1))
         if len(candidates) < shots:
             raise UsageError(
-                f"dataset {ds_name} has {len(candidates)} single-positive '{classes[c]}' training rows, fewer than --shots {shots}",
+                f"dataset {ds_name} has {len(candidates)} single-positive '{classes[c]}' training rows, "
+                f"fewer than --shots {shots}",
                 "lower --shots or choose other --classes",
             )
         rows.append(rng.choice(candidates, size=shots, replace=False))
@@ -59,7 +65,9 @@ def pick_shots(labels: np.ndarray, classes: list[str], shots: int, seed: int, ds
 def initial_learner(model: DualEncoder, classes: list[str], init: str, n_ctx: int, csc: bool) -> PromptLearner:
     if init == "checkpoint" and model.prompt_learner is not None:
         source = model.prompt_learner
-        learner = PromptLearner(model.text_encoder, classes, n_ctx=source.n_ctx, init=None, csc=csc, position=source.position)
+        learner = PromptLearner(
+            model.text_encoder, classes, n_ctx=source.n_ctx, init=None, csc=csc, position=source.position
+        )
         with torch.no_grad():
             pretrained = source.ctx if not source.csc else source.ctx.mean(dim=0)
             learner.ctx.copy_(pretrained.expand_as(learner.ctx) if csc else pretrained)
@@ -99,18 +107,25 @@ def run_prompt_tune(
     frame = ds.split(split)
     all_paths = frame["image_path"].to_list()
     mean, std = model.image_encoder.normalization()
-    transform = ImageTransform(payload["image_size"], mean, std, model.image_encoder.in_chans, augment=True)
+    transform = ImageTransform(payload["image_size"], mean, std, model.image_encoder.in_chans)
     data = FewShot([ds.image_file(all_paths[i]) for i in rows], targets.tolist(), transform)
     model.requires_grad_(False)
     model.eval()
     learner = initial_learner(model, names, init, n_ctx, csc).to(model.logit_scale.device)
     classifier = PromptClassifier(model, learner, names)
     cfg = TrainConfig(
-        epochs=1, max_steps=steps, batch_size=min(batch_size, len(data)), lr=lr, weight_decay=0.0,
-        warmup_steps=min(10, steps // 10), grad_clip=1.0, log_every=max(1, steps // 10), checkpoint_every=steps,
+        epochs=1,
+        max_steps=steps,
+        batch_size=min(batch_size, len(data)),
+        lr=lr,
+        weight_decay=0.0,
+        warmup_steps=min(10, steps // 10),
+        grad_clip=1.0,
+        log_every=max(1, steps // 10),
+        checkpoint_every=steps,
     )
     result = fit(
-        PromptTuneObjective(classifier),
+        PromptTuneObjective(classifier, augment=BatchAugment()),
         data,
         few_shot_collate,
         lambda rank, world: WeightedDistributedSampler(np.ones(len(data)), rank, world, seed=seed),
@@ -119,9 +134,13 @@ def run_prompt_tune(
         seed=seed,
         description=f"prompt-tune {shots}-shot",
     )
-    save_prompts(learner, out_dir / "prompts.pt", {"shots": shots, "seed": seed, "dataset": ds.name, "checkpoint": str(ckpt)})
+    save_prompts(
+        learner, out_dir / "prompts.pt", {"shots": shots, "seed": seed, "dataset": ds.name, "checkpoint": str(ckpt)}
+    )
     if not quiet:
-        console.print(f"prompt-tune: {result.steps} steps, final loss {result.final_loss:.4f} → {out_dir / 'prompts.pt'}")
+        console.print(
+            f"prompt-tune: {result.steps} steps, final loss {result.final_loss:.4f} → {out_dir / 'prompts.pt'}"
+        )
     return out_dir / "prompts.pt"
 
 
@@ -130,7 +149,9 @@ def prompt_tune(
     ckpt: Path = typer.Option(..., "--ckpt", help="model.pt written by `umcl pretrain`"),
     dataset: str = typer.Option(..., "--dataset", help="prepared dataset whose train split gives the shots"),
     shots: int = typer.Option(16, "--shots", help="images per class (K)"),
-    classes: str | None = typer.Option(None, "--classes", help="comma-separated (default: the dataset's evaluation classes)"),
+    classes: str | None = typer.Option(
+        None, "--classes", help="comma-separated (default: the dataset's evaluation classes)"
+    ),
     seed: int = typer.Option(0, "--seed"),
     steps: int = typer.Option(200, "--steps", min=1),
     lr: float = typer.Option(2e-3, "--lr"),
@@ -142,4 +163,6 @@ def prompt_tune(
     data_root: str | None = typer.Option(None, "--data-root"),
 ) -> None:
     """Learn prompt context vectors on frozen encoders; use them with `umcl zeroshot --prompts OUT/prompts.pt`."""
-    run_prompt_tune(ckpt, dataset, shots, classes, seed, steps, lr, 32, init, n_ctx, csc, out, force, data_root=data_root)
+    run_prompt_tune(
+        ckpt, dataset, shots, classes, seed, steps, lr, 32, init, n_ctx, csc, out, force, data_root=data_root
+    )

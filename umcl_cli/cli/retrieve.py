@@ -42,7 +42,9 @@ def run_retrieve(
     texts = frame["text"].to_list()
     keep = [i for i, t in enumerate(texts) if t is not None]
     if len(keep) < 2:
-        raise UsageError(f"dataset {ds.name} split '{split}' has no report texts to retrieve", "use a dataset with reports")
+        raise UsageError(
+            f"dataset {ds.name} split '{split}' has no report texts to retrieve", "use a dataset with reports"
+        )
     images = encode_image_files(model, [paths[i] for i in keep], payload["image_size"])
     captions = encode_text_list(model, [select_text(texts[i], "both") for i in keep])
     labels = frame.select(ds.classes).to_numpy().astype(np.float32)[keep]
@@ -57,7 +59,9 @@ def run_retrieve(
             table.add_column(column, justify="right")
         for key in ("R@1", "R@5", "R@10", "median_rank", "mean_rank", "P@1", "P@5", "P@10"):
             chance_value = chance.get(f"image_to_text_{key}")
-            table.add_row(key, fmt(result.get(f"image_to_text_{key}")), fmt(result.get(f"text_to_image_{key}")), fmt(chance_value))
+            table.add_row(
+                key, fmt(result.get(f"image_to_text_{key}")), fmt(result.get(f"text_to_image_{key}")), fmt(chance_value)
+            )
         console.print(table)
         console.print(f"wrote {out_dir / 'metrics.json'}")
     return record
@@ -73,8 +77,12 @@ def _search(model, payload, ds, frame, paths, query, top, out_dir, quiet) -> dic
         {"rank": r + 1, "image": str(paths[i]), "score": float(s), "findings": findings[i]}
         for r, (s, i) in enumerate(zip(best.values.tolist(), best.indices.tolist(), strict=True))
     ]
-    grid = image_grid_png([Path(h["image"]) for h in hits], [f"#{h['rank']} {h['score']:.3f}" for h in hits],
-                          out_dir / "query_grid.png", f"query: {query}")
+    grid = image_grid_png(
+        [Path(h["image"]) for h in hits],
+        [f"#{h['rank']} {h['score']:.3f}" for h in hits],
+        out_dir / "query_grid.png",
+        f"query: {query}",
+    )
     record = {"dataset": ds.name, "query": query, "top": hits, "grid": grid.name}
     if not quiet:
         table = Table(title=f"top {len(hits)} images for: {query}")

@@ -35,13 +35,27 @@ def run_zeroshot(
     features, _ = zeroshot_scores(model, ds, split, payload["image_size"])
     result = evaluate(model, features, texts, ds, split, class_names, out_dir, bootstrap=bootstrap, task=task)
     (out_dir / "prompts.yaml").write_text(yaml.safe_dump(texts.record, sort_keys=False))
-    record = {"checkpoint": str(ckpt), "dataset": ds.name, "dataset_dir": str(ds.root), "split": split,
-              "prompts": texts.source, **result}
+    record = {
+        "checkpoint": str(ckpt),
+        "dataset": ds.name,
+        "dataset_dir": str(ds.root),
+        "split": split,
+        "prompts": texts.source,
+        **result,
+    }
     write_metrics(out_dir, "zeroshot", record)
     if not quiet:
-        console.print(metric_table(f"zero-shot {ds.name} [{result['task']}, prompts: {texts.source}, n={result['n']}]",
-                                   result["metrics"], result["chance"], result["ci95"]))
-        columns = ("precision", "recall", "f1", "support") if result["task"] == "multiclass" else ("auroc", "n_pos", "n_neg")
+        console.print(
+            metric_table(
+                f"zero-shot {ds.name} [{result['task']}, prompts: {texts.source}, n={result['n']}]",
+                result["metrics"],
+                result["chance"],
+                result["ci95"],
+            )
+        )
+        columns = (
+            ("precision", "recall", "f1", "support") if result["task"] == "multiclass" else ("auroc", "n_pos", "n_neg")
+        )
         if result["task"] != "binary":
             console.print(per_class_table("per class", result["per_class"], columns))
         console.print(f"wrote {out_dir / 'metrics.json'}")

@@ -25,9 +25,7 @@ def union_classes(class_lists: Sequence[Sequence[str]]) -> list[str]:
     return [c for c in CANONICAL_CLASSES if c in present]
 
 
-def apply_policy(
-    raw: np.ndarray, classes: Sequence[str], policy: str | Mapping[str, int | str]
-) -> np.ndarray:
+def apply_policy(raw: np.ndarray, classes: Sequence[str], policy: str | Mapping[str, int | str]) -> np.ndarray:
     """Raw 1/0/-1/NaN labels → training labels: blank → 0, uncertain per policy (NaN = ignored).
 
     ``policy`` is ``ones``, ``zeros``, ``ignore`` or a per-class map (GLoRIA's style) whose

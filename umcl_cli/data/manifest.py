@@ -109,9 +109,7 @@ def write_prepared(
     check_manifest(frame, classes)
     out.mkdir(parents=True, exist_ok=True)
     counts = {s: int((frame["split"] == s).sum()) for s in SPLITS}
-    per_class = {
-        s: {c: int(((frame["split"] == s) & (frame[c] == 1)).sum()) for c in classes} for s in SPLITS
-    }
+    per_class = {s: {c: int(((frame["split"] == s) & (frame[c] == 1)).sum()) for c in classes} for s in SPLITS}
     full_info = {
         "umcl_version": __version__,
         "command": " ".join(["umcl", *sys.argv[1:]]) if sys.argv else "",
@@ -156,9 +154,15 @@ class PreparedDataset:
                 f"{self.root} is not a prepared umcl dataset (no {MANIFEST} + {INFO})",
                 "run `umcl prepare NAME --out DIR` to prepare it",
             )
-        self.info: dict[str, Any] = json.loads(info_path.read_text())
-        self.frame = pl.read_parquet(manifest_path)
-        self.classes: list[str] = list(self.info["classes"])
+        try:
+            self.info: dict[str, Any] = json.loads(info_path.read_text())
+            self.frame = pl.read_parquet(manifest_path)
+            self.classes: list[str] = list(self.info["classes"])
+        except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as exc:
+            raise UsageError(
+                f"prepared dataset {self.root} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+                "prepare it again with `umcl prepare NAME --out DIR`",
+            ) from exc
 
     @property
     def name(self) -> str:

@@ -34,6 +34,7 @@ class StepProgress:
         self.enabled = enabled
         self.every = every
         self.total = total
+        self.description = description
         self.tty = enabled and sys.stderr.isatty()
         self._bar: Progress | None = None
         self._t0 = time.time()
@@ -57,7 +58,7 @@ class StepProgress:
         if self._bar is not None:
             self._bar.update(self._task, completed=step, info=text)
         elif step % self.every == 0 or step == self.total:
-            console.print(f"step {step}/{self.total} {text}", highlight=False, soft_wrap=True)
+            console.print(f"{self.description} {step}/{self.total} {text}".rstrip(), highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self._bar is not None:

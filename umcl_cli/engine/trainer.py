@@ -63,7 +63,9 @@ def resolve_resume(resume: str | None, run_dir: Path | None) -> Path | None:
             raise UsageError("--resume latest needs a run directory", "pass --out RUN_DIR of the run to continue")
         path = run_dir / "checkpoints" / "last.pt"
         if not path.is_file():
-            raise UsageError(f"no checkpoint to resume at {path}", "start without --resume, or pass --out of an earlier run")
+            raise UsageError(
+                f"no checkpoint to resume at {path}", "start without --resume, or pass --out of an earlier run"
+            )
         return path
     path = Path(resume)
     if not path.is_file():
@@ -80,7 +82,10 @@ def split_decay(named: list[tuple[str, nn.Parameter]], lr: float, weight_decay: 
     named = [(n, p) for n, p in named if p.requires_grad]
     decay = [p for n, p in named if not _no_decay(n, p)]
     keep = [p for n, p in named if _no_decay(n, p)]
-    groups = [{"params": decay, "lr": lr, "weight_decay": weight_decay}, {"params": keep, "lr": lr, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "lr": lr, "weight_decay": weight_decay},
+        {"params": keep, "lr": lr, "weight_decay": 0.0},
+    ]
     return [g for g in groups if g["params"]]
 
 

@@ -26,7 +26,7 @@ class _Images(Dataset):
 
 def eval_transform(model: DualEncoder, image_size: int) -> ImageTransform:
     mean, std = model.image_encoder.normalization()
-    return ImageTransform(image_size, mean, std, model.image_encoder.in_chans, augment=False)
+    return ImageTransform(image_size, mean, std, model.image_encoder.in_chans)
 
 
 @torch.no_grad()
@@ -39,8 +39,12 @@ def encode_image_files(
     what: str = "images",
 ) -> torch.Tensor:
     """L2-normalised embeddings ``[N, D]``, or raw encoder features when ``what='backbone'``."""
-    loader = DataLoader(_Images(paths, eval_transform(model, image_size)), batch_size=batch_size, num_workers=num_workers)
-    progress = StepProgress(len(loader), 0, f"encoding {len(paths)} images", enabled=True, every=max(1, len(loader) // 4))
+    loader = DataLoader(
+        _Images(paths, eval_transform(model, image_size)), batch_size=batch_size, num_workers=num_workers
+    )
+    progress = StepProgress(
+        len(loader), 0, f"encoding {len(paths)} images", enabled=True, every=max(1, len(loader) // 4)
+    )
     device = model.logit_scale.device
     out = []
     for i, batch in enumerate(loader, start=1):

@@ -17,7 +17,9 @@ def standardize(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, 
     return (train - mean) / std, (test - mean) / std
 
 
-def fit_logistic(features: torch.Tensor, labels: torch.Tensor, l2: float = 1e-3, max_iter: int = 200) -> torch.nn.Linear:
+def fit_logistic(
+    features: torch.Tensor, labels: torch.Tensor, l2: float = 1e-3, max_iter: int = 200
+) -> torch.nn.Linear:
     """One logistic regression per column of ``labels`` (1/0/NaN), sharing the optimiser run."""
     x = features.double()
     y = labels.double()

@@ -170,34 +170,39 @@ def _chunked_ranks(
 
     The rank is the number of items scored strictly higher than the ground truth, read from the
     same score block as the competitors so rounding cannot make the match outrank itself.
-    Only one [chunk_size, N] score block exists at a time.
+    One [chunk_size, N] score buffer is allocated once and reused: no other temporary of that size
+    is created (a bool ``.sum()`` would silently upcast to an int64 copy 2x the buffer's size).
     """
     n = queries.shape[0]
-    ranks = torch.empty(n, dtype=torch.long)
-    hits = None if groups is None else torch.empty(n, max_k, dtype=torch.bool)
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
-        block = queries[start:stop] @ items.T
-        rows = torch.arange(stop - start)
+    rows_per_block = min(chunk_size, n)
+    block_buffer = torch.empty(rows_per_block, n, dtype=queries.dtype, device=queries.device)
+    # 0/1 partial sums stay exact in float32 up to 2**24; beyond that count in float64.
+    count_dtype = torch.float64 if n > 2**24 else None
+    ranks = torch.empty(n, dtype=torch.long, device=queries.device)
+    hits = None if groups is None else torch.empty(n, max_k, dtype=torch.bool, device=queries.device)
+    for start in range(0, n, rows_per_block):
+        stop = min(start + rows_per_block, n)
+        block = torch.mm(queries[start:stop], items.T, out=block_buffer[: stop - start])
+        rows = torch.arange(stop - start, device=queries.device)
         truth = block[rows, rows + start].unsqueeze(1)
-        ranks[start:stop] = (block > truth).sum(dim=1)
         if hits is not None:
             top = block.topk(max_k, dim=1).indices
             hits[start:stop] = groups[top] == groups[start:stop].unsqueeze(1)
-        del block  # free before the next block is allocated, halving the peak
+        # In place: the block becomes 1.0 where an item beats the match, then count per row.
+        ranks[start:stop] = block.gt_(truth).sum(dim=1, dtype=count_dtype).long()
     return ranks, hits
 
 
 def _direction_metrics(
     prefix: str, ranks: torch.Tensor, hits: torch.Tensor | None, ks: Sequence[int]
 ) -> dict[str, float]:
-    ranks_np = ranks.numpy()
+    ranks_np = ranks.cpu().numpy()
     out = {f"{prefix}_R@{k}": float(np.mean(ranks_np < k)) for k in ks}
     # np.median averages the two middle ranks for even N; open_clip floors that, so do we.
     out[f"{prefix}_median_rank"] = float(np.floor(np.median(ranks_np)) + 1)
     out[f"{prefix}_mean_rank"] = float(ranks_np.mean() + 1)
     if hits is not None:
-        out.update({f"{prefix}_P@{k}": float(hits[:, :k].float().mean()) for k in ks})
+        out.update({f"{prefix}_P@{k}": hits[:, :k].double().mean().item() for k in ks})
     return out
 
 
@@ -220,11 +225,13 @@ def retrieval_metrics(
     With ``labels`` ([N, C]; row i belongs to pair i), ``P@k`` is the mean fraction of the top-k
     retrieved items whose label row equals the query's label row exactly (the ground-truth item
     counts when retrieved; order among tied scores at the k-th place follows ``torch.topk``; k is
-    capped at N). Memory is O(chunk_size x N): the N x N score matrix is never built.
+    capped at N). Memory is O(chunk_size x N): the N x N score matrix is never built. Work runs on
+    the features' device (text features and labels are moved there), so CUDA tensors stay on GPU.
 
     Keys: ``{image_to_text,text_to_image}_{R@k,median_rank,mean_rank[,P@k]}``.
     """
-    images, texts = _as_tensor(image_features), _as_tensor(text_features)
+    images = torch.as_tensor(image_features).detach()
+    texts = torch.as_tensor(text_features).detach().to(images.device)
     if images.ndim != 2 or images.shape != texts.shape:
         raise ValueError(
             f"expected two [N, D] feature tensors, got {tuple(images.shape)} and {tuple(texts.shape)}"
@@ -235,7 +242,7 @@ def retrieval_metrics(
     images, texts = images.to(dtype), texts.to(dtype)
     groups = None
     if labels is not None:
-        labels = _as_tensor(labels)
+        labels = torch.as_tensor(labels).to(images.device)
         if labels.shape[0] != images.shape[0]:
             raise ValueError(f"labels have {labels.shape[0]} rows, features have {images.shape[0]}")
         # One integer id per distinct label row turns row equality into a cheap id comparison.

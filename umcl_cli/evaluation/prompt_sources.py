@@ -61,19 +61,24 @@ def from_learner(model: DualEncoder, learner: PromptLearner, classes: list[str],
 def save_prompts(learner: PromptLearner, path: Path, extra: dict[str, Any]) -> None:
     from umcl_cli.model.checkpoint import atomic_save
 
-    atomic_save({"format": PROMPTS_FORMAT, "config": learner.config(), "ctx": learner.ctx.detach().cpu(), **extra}, path)
+    atomic_save(
+        {"format": PROMPTS_FORMAT, "config": learner.config(), "ctx": learner.ctx.detach().cpu(), **extra}, path
+    )
 
 
 def load_learned_prompts(model: DualEncoder, path: Path) -> PromptLearner:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UsageError(f"{path} is not a umcl prompts file", "pass the prompts.pt written by `umcl prompt-tune`") from exc
+        raise UsageError(
+            f"{path} is not a umcl prompts file", "pass the prompts.pt written by `umcl prompt-tune`"
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != PROMPTS_FORMAT:
         raise UsageError(f"{path} is not a umcl prompts file", "pass the prompts.pt written by `umcl prompt-tune`")
     cfg = state["config"]
-    learner = PromptLearner(model.text_encoder, cfg["classes"], n_ctx=cfg["n_ctx"], init=None,
-                            csc=cfg["csc"], position=cfg["position"])
+    learner = PromptLearner(
+        model.text_encoder, cfg["classes"], n_ctx=cfg["n_ctx"], init=None, csc=cfg["csc"], position=cfg["position"]
+    )
     if learner.ctx.shape[-1] != state["ctx"].shape[-1]:
         raise UsageError(f"{path} was learned for a text encoder of another width", "prompt-tune this checkpoint")
     learner.ctx.data.copy_(state["ctx"])
@@ -94,7 +99,9 @@ def resolve(model: DualEncoder, classes: list[str], prompts: str) -> ClassTexts:
         return from_learner(model, model.prompt_learner, classes, "learned")
     path = Path(prompts)
     if not path.is_file():
-        raise UsageError(f"--prompts {prompts}: no such file", "use auto, templates, learned, a prompts.pt or a YAML file")
+        raise UsageError(
+            f"--prompts {prompts}: no such file", "use auto, templates, learned, a prompts.pt or a YAML file"
+        )
     if path.suffix in (".yaml", ".yml"):
         return from_text_prompts(model, load_prompt_file(path, classes), f"file:{path}")
     return from_learner(model, load_learned_prompts(model, path), classes, f"file:{path}")

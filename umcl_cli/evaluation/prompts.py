@@ -37,7 +37,12 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "Pneumonia": ("pneumonia", "multifocal pneumonia", "infectious process"),
     "Atelectasis": ("atelectasis", "bibasilar atelectasis", "subsegmental atelectasis", "plate-like atelectasis"),
     "Pneumothorax": ("pneumothorax", "small pneumothorax", "apical pneumothorax"),
-    "Pleural Effusion": ("pleural effusion", "small pleural effusion", "left pleural effusion", "right pleural effusion"),
+    "Pleural Effusion": (
+        "pleural effusion",
+        "small pleural effusion",
+        "left pleural effusion",
+        "right pleural effusion",
+    ),
     "Pleural Other": ("pleural thickening", "pleural abnormality"),
     "Fracture": ("fracture", "rib fracture"),
     "Support Devices": ("support devices", "endotracheal tube", "central venous catheter", "pacemaker"),

@@ -72,7 +72,7 @@ def evaluate(
 ) -> dict[str, Any]:
     task = task or ds.task
     labels = eval_labels(ds, split, classes)
-    scale = float(model.scale())
+    scale = float(model.scale().detach())
     plots: list[str] = []
     if task == "multiclass":
         targets = single_positive_targets(labels, ds.name)
@@ -84,11 +84,19 @@ def evaluate(
         if bootstrap:
             intervals["accuracy"] = M.bootstrap_ci(lambda p, t: float((p == t).mean()), preds, targets, n=bootstrap)
             intervals["macro_f1"] = M.bootstrap_ci(
-                lambda lg, t: M.multiclass_metrics(lg, t, classes)["macro_f1"], logits, torch.from_numpy(targets),
+                lambda lg, t: M.multiclass_metrics(lg, t, classes)["macro_f1"],
+                logits,
+                torch.from_numpy(targets),
                 n=min(bootstrap, 300),
             )
-        plots.append(confusion_matrix_png(result["confusion_matrix"], classes, out_dir / "confusion_matrix.png",
-                                          f"zero-shot {ds.name} ({texts.source})").name)
+        plots.append(
+            confusion_matrix_png(
+                result["confusion_matrix"],
+                classes,
+                out_dir / "confusion_matrix.png",
+                f"zero-shot {ds.name} ({texts.source})",
+            ).name
+        )
         chance = {"accuracy": 1 / len(classes), "macro_f1": 1 / len(classes)}
         per_class = result["per_class"]
         extra = {"confusion_matrix": result["confusion_matrix"]}
@@ -110,11 +118,15 @@ def evaluate(
         intervals = {}
         if bootstrap:
             key = "auroc" if task == "binary" else "mean_auroc"
-            fn = (lambda s, y: M.binary_metrics(s[:, 0], y[:, 0])["auroc"]) if task == "binary" else (
-                lambda s, y: M.multilabel_auroc(s, y, classes)["mean_auroc"])
+            fn = (
+                (lambda s, y: M.binary_metrics(s[:, 0], y[:, 0])["auroc"])
+                if task == "binary"
+                else (lambda s, y: M.multilabel_auroc(s, y, classes)["mean_auroc"])
+            )
             sel = ~np.isnan(labels).all(axis=1)
-            intervals[key] = M.bootstrap_ci(fn, probs[torch.from_numpy(sel)], torch.from_numpy(labels[sel]),
-                                            n=min(bootstrap, 300))
+            intervals[key] = M.bootstrap_ci(
+                fn, probs[torch.from_numpy(sel)], torch.from_numpy(labels[sel]), n=min(bootstrap, 300)
+            )
         curves = {}
         for j, c in enumerate(classes):
             valid = ~np.isnan(labels[:, j])
@@ -123,14 +135,16 @@ def evaluate(
                 fpr, tpr = M.roc_curve_points(probs[valid, j], torch.from_numpy(y))
                 curves[c] = (fpr, tpr, per_class[c]["auroc"])
         if curves:
-            plots.append(roc_curves_png(curves, out_dir / "roc_curves.png", f"zero-shot {ds.name} ({texts.source})").name)
+            plots.append(
+                roc_curves_png(curves, out_dir / "roc_curves.png", f"zero-shot {ds.name} ({texts.source})").name
+            )
         extra = {"threshold": threshold} if task == "binary" else {}
     else:
         raise UsageError(f"dataset {ds.name} has unknown task type '{task}'", "re-prepare it with this umcl version")
     return {
         "task": task,
         "classes": classes,
-        "n": int(len(labels)),
+        "n": len(labels),
         "metrics": headline,
         "ci95": intervals,
         "chance": chance,

@@ -23,7 +23,7 @@ def _call_factory(kind: str, name: str, options: dict[str, Any], context: dict[s
         return factory(**options, **extra)
     except TypeError as exc:
         raise UsageError(
-            f"{kind[:-1].replace('_', ' ')} '{name}' rejected its options: {exc}",
+            f"{registry.KIND_NAMES[kind]} '{name}' rejected its options: {exc}",
             "check the options under model.*_encoder.options in the recipe",
         ) from exc
 
@@ -31,7 +31,9 @@ def _call_factory(kind: str, name: str, options: dict[str, Any], context: dict[s
 def build_model(
     cfg: ModelConfig, classes: Sequence[str], corpus: list[str], image_size: int, prompt: bool
 ) -> DualEncoder:
-    image_encoder = _call_factory("image_encoders", cfg.image_encoder.name, cfg.image_encoder.options, {"image_size": image_size})
+    image_encoder = _call_factory(
+        "image_encoders", cfg.image_encoder.name, cfg.image_encoder.options, {"image_size": image_size}
+    )
     text_encoder = _call_factory("text_encoders", cfg.text_encoder.name, cfg.text_encoder.options, {"corpus": corpus})
     model = DualEncoder(
         image_encoder,

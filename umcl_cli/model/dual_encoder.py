@@ -42,7 +42,9 @@ class DualEncoder(nn.Module):
         return F.normalize(self.image_proj(self.image_encoder(images)), dim=-1)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text_proj(self.text_encoder(input_ids=input_ids, attention_mask=attention_mask)), dim=-1)
+        return F.normalize(
+            self.text_proj(self.text_encoder(input_ids=input_ids, attention_mask=attention_mask)), dim=-1
+        )
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Tokenise and encode plain strings (evaluation convenience)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,9 +19,17 @@ from umcl_cli.model.prompt_learner import PromptLearner
 class PretrainObjective(TrainTask):
     """Image-text(-label) contrastive pre-training of the whole dual encoder."""
 
-    def __init__(self, model: DualEncoder, loss: ContrastiveLoss, lr: float, weight_decay: float,
-                 text_lr: float | None = None) -> None:
+    def __init__(
+        self,
+        model: DualEncoder,
+        loss: ContrastiveLoss,
+        lr: float,
+        weight_decay: float,
+        text_lr: float | None = None,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.module = model
+        self.augment = augment
         self.model = model
         self.loss = loss
         self.lr, self.text_lr, self.weight_decay = lr, text_lr or lr, weight_decay
@@ -36,8 +45,9 @@ class PretrainObjective(TrainTask):
         texts = batch["texts"]
         text_rows = [i for i, t in enumerate(texts) if t is not None]
         prompt_rows = [i for i, t in enumerate(texts) if t is None]
+        images = batch["images"].to(device, non_blocking=True)
         inputs: dict[str, Any] = {
-            "images": batch["images"].to(device, non_blocking=True),
+            "images": self.augment(images) if self.augment else images,
             "text_rows": torch.tensor(text_rows, dtype=torch.long, device=device),
             "prompt_rows": torch.tensor(prompt_rows, dtype=torch.long, device=device),
             "phrases": [batch["phrases"][i] for i in prompt_rows],
@@ -86,14 +96,18 @@ class PromptClassifier(nn.Module):
 class PromptTuneObjective(TrainTask):
     """CoOp: cross-entropy over class prompts; only the context vectors learn."""
 
-    def __init__(self, classifier: PromptClassifier) -> None:
+    def __init__(
+        self, classifier: PromptClassifier, augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> None:
         self.module = classifier
+        self.augment = augment
 
     def param_groups(self) -> list[dict[str, Any]]:
         return [{"params": [self.module.learner.ctx], "weight_decay": 0.0}]
 
     def to_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-        return {"images": batch["images"].to(device), "targets": batch["targets"].to(device)}
+        images = batch["images"].to(device)
+        return {"images": self.augment(images) if self.augment else images, "targets": batch["targets"].to(device)}
 
     def compute_loss(self, outputs: dict[str, Any], inputs: dict[str, Any]) -> torch.Tensor:
         return F.cross_entropy(outputs["logits"].float(), inputs["targets"])

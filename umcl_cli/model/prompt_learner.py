@@ -85,9 +85,7 @@ class PromptLearner(nn.Module):
         rows = [self.ctx[list(s) if s else fallback].mean(dim=0) for s in class_sets]
         return torch.stack(rows)
 
-    def build(
-        self, phrases: Sequence[str], class_sets: Sequence[Sequence[int]]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def build(self, phrases: Sequence[str], class_sets: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token embeddings and attention mask ``[B, L, width]``, ``[B, L]`` for the prompts."""
         enc = self._text_encoder
         emb = enc.token_embedding

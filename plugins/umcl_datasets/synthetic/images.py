@@ -119,16 +119,11 @@ class _Canvas:
         return np.flatnonzero((self.amp[:, CLASS_INDEX[name]] > 0) & ((s == side) | (s == BILATERAL)))
 
     def noise(self, cells: int, rows: np.ndarray | None = None) -> np.ndarray:
-        """Smooth noise in [0, 1]: bilinear upsampling of a coarse random grid."""
+        """Smooth noise in [0, 1]: a coarse random grid upsampled bilinearly (two small matmuls)."""
         m = self.n if rows is None else len(rows)
         coarse = self.rng.random((m, cells + 1, cells + 1), dtype=_F32)
-        pos = np.linspace(0, cells, self.size, dtype=_F32)
-        i0 = np.minimum(pos.astype(int), cells - 1)
-        w = pos - i0
-        wx, wy = w[None, None, :], w[None, :, None]
-        top = coarse[:, i0][:, :, i0] * (1 - wx) + coarse[:, i0][:, :, i0 + 1] * wx
-        bottom = coarse[:, i0 + 1][:, :, i0] * (1 - wx) + coarse[:, i0 + 1][:, :, i0 + 1] * wx
-        return top * (1 - wy) + bottom * wy
+        up = _upsampler(cells, self.size)
+        return up @ coarse @ up.T
 
     # --- anatomy -------------------------------------------------------------------------------
     def draw(self) -> np.ndarray:
@@ -144,8 +139,12 @@ class _Canvas:
         img += 0.15 * self.body * _ramp(v - dome, 0.08) * (1 - lung_all)
         img -= 0.25 * lung_all
         img += self._markings(lung_all)
-        img = self._parenchyma(img, lung_all)
-        img = self._pleura(img)
+        # Findings that replace air make the lung as dense as soft tissue and hide its vessels.
+        fill = np.zeros_like(u)
+        self._parenchyma(fill, lung_all)
+        self._pleural_fill(fill)
+        img += fill * (0.28 - self.vessels * lung_all)
+        img = self._pneumothorax(img)
         img = self._mediastinum(img)
         img += self._bones()
         img = self._devices(img)
@@ -238,33 +237,34 @@ class _Canvas:
             layer[rows] += g["mask"][rows] * np.where(upper > 0, upper_part, lower_part)
         return np.minimum(layer, 1.0)
 
-    def _parenchyma(self, img: np.ndarray, lung_all: np.ndarray) -> np.ndarray:
+    def _parenchyma(self, fill: np.ndarray, lung_all: np.ndarray) -> None:
+        """Add each airspace finding to ``fill``, the fraction of lung air replaced (0..1)."""
         amp, sev = self.amp, self.sev
         # Lung opacity: soft patchy densities.
         col = CLASS_INDEX["Lung Opacity"]
         patches = self._blobs("Lung Opacity", 2, 0.08, 0.25) * (0.6 + 0.8 * self.noise(6))
-        img += 0.17 * _col(amp[:, col]) * patches * lung_all
+        _union(fill, 0.55 * _col(amp[:, col]) * patches * lung_all)
         # Consolidation: dense, lobar, fills the lobe.
         col = CLASS_INDEX["Consolidation"]
         lobe = self._lobe("Consolidation", (0.35, 0.5, 0.7))
-        img += 0.22 * _col(amp[:, col] * (0.8 + 0.15 * sev[:, col])) * lobe * (0.85 + 0.3 * self.noise(8))
+        _union(fill, _col(amp[:, col] * (0.65 + 0.1 * sev[:, col])) * lobe * (0.85 + 0.3 * self.noise(8)))
         # Pneumonia: patchy consolidation, scattered within its lobe.
         col = CLASS_INDEX["Pneumonia"]
         lobe = self._lobe("Pneumonia", (0.45, 0.6, 0.8))
         patchy = np.clip((self.noise(7) - 0.3) * 2.5, 0, 1)
-        img += 0.28 * _col(amp[:, col]) * lobe * patchy
+        _union(fill, 0.85 * _col(amp[:, col]) * lobe * patchy)
         # Edema: bilateral perihilar (bat-wing) haze.
         col = CLASS_INDEX["Edema"]
         rows = self.rows("Edema")
         if len(rows):
             spread = _col(0.22 + 0.05 * sev[rows, col])
             hx = np.where(self.u[rows] < 0, -0.2, 0.2)
-            r2 = (self.u[rows] - hx) ** 2 + (self.v[rows] - 0.0) ** 2
+            r2 = (self.u[rows] - hx) ** 2 + self.v[rows] ** 2
             haze = np.exp(-r2 / (2 * spread**2)) * (0.8 + 0.4 * self.noise(6, rows))
-            strength = _col(amp[rows, col] * (0.15 + 0.05 * sev[rows, col]))
-            img[rows] += strength * haze * lung_all[rows]
+            strength = _col(amp[rows, col] * (0.5 + 0.15 * sev[rows, col]))
+            _union(fill, strength * haze * lung_all[rows], rows)
         # Lung lesion: round, sharply marginated nodule(s).
-        img += self._nodules(lung_all)
+        _union(fill, self._nodules(lung_all))
         # Atelectasis: plate-like band at the base (its volume loss is in the lung geometry).
         col = CLASS_INDEX["Atelectasis"]
         for sign, rows in self._side_rows("Atelectasis"):
@@ -277,9 +277,8 @@ class _Canvas:
             band = _ramp(thick - dist, max(0.02, self.px))
             # Severe atelectasis also collapses the whole base into a wedge.
             wedge = _col(sev[rows, col] == 2) * _ramp(self.v[rows] - level, 0.1)
-            strength = _col(amp[rows, col])
-            img[rows] += 0.24 * strength * np.maximum(band, 0.7 * wedge) * g["mask"][rows]
-        return img
+            strength = 0.85 * _col(amp[rows, col])
+            _union(fill, strength * np.maximum(band, 0.7 * wedge) * g["mask"][rows], rows)
 
     def _nodules(self, lung_all: np.ndarray) -> np.ndarray:
         col = CLASS_INDEX["Lung Lesion"]
@@ -295,22 +294,33 @@ class _Canvas:
                 d = np.sqrt((self.u[rows] - _col(uc)) ** 2 + (self.v[rows] - _col(vc)) ** 2)
                 disc = _ramp(_col(radius) - d, max(0.02, self.px)) * _col(k < count)
                 layer[rows] = np.maximum(layer[rows], disc * _col(self.amp[rows, col]))
-        return 0.25 * layer * np.maximum(lung_all, 0.5)
+        return 0.9 * layer * lung_all
 
-    def _pleura(self, img: np.ndarray) -> np.ndarray:
+    def _pleural_fill(self, fill: np.ndarray) -> None:
+        """Add pleural fluid and thickening to ``fill``: both replace the lung's air near the wall."""
         amp, sev = self.amp, self.sev
-        line_w = max(0.014, 0.6 * self.px)
         # Pleural effusion: dependent fluid with a meniscus climbing the lateral chest wall.
         col = CLASS_INDEX["Pleural Effusion"]
         for sign, rows in self._side_rows("Pleural Effusion"):
             g = self.lungs[sign]
-            depth = _col((0.18 + 0.2 * sev[rows, col]) * np.where(amp[rows, col] < 1, 0.6, 1.0))
+            depth = _col((0.34 + 0.15 * sev[rows, col]) * np.where(amp[rows, col] < 1, 0.6, 1.0))
             level = g["base"][rows] - depth
             medial = np.clip(1 - g["lateral"][rows] / (2 * g["half"][rows]), 0, 1)
-            surface = level + 0.16 * np.sqrt(medial)
-            fluid = _ramp(self.v[rows] - surface, 0.05) * (0.85 + 0.15 * _ramp(self.v[rows] - surface, 0.4))
-            img[rows] += 0.32 * _col(amp[rows, col]) * fluid * g["mask"][rows]
-        # Pneumothorax: lucent rim without vessels along apex and lateral wall, plus the pleural line.
+            surface = level + 0.12 * np.sqrt(medial)
+            fluid = _ramp(self.v[rows] - surface, 0.05) * (0.9 + 0.1 * _ramp(self.v[rows] - surface, 0.4))
+            _union(fill, _col(amp[rows, col]) * fluid * g["mask"][rows], rows)
+        # Pleural thickening along the lateral chest wall of the mid and lower zones.
+        col = CLASS_INDEX["Pleural Other"]
+        for sign, rows in self._side_rows("Pleural Other"):
+            g = self.lungs[sign]
+            thick = _col(0.05 + 0.02 * sev[rows, col]) * (0.7 + 0.6 * self.noise(5, rows))
+            band = _ramp(thick - g["lateral"][rows], 0.02) * _ramp(g["height"][rows] - 0.3, 0.2)
+            _union(fill, 0.9 * _col(amp[rows, col]) * band * g["mask"][rows], rows)
+
+    def _pneumothorax(self, img: np.ndarray) -> np.ndarray:
+        """A lucent rim without vessels along the apex and lateral wall, edged by the pleural line."""
+        amp, sev = self.amp, self.sev
+        line_w = max(0.014, 0.6 * self.px)
         col = CLASS_INDEX["Pneumothorax"]
         for sign, rows in self._side_rows("Pneumothorax"):
             g = self.lungs[sign]
@@ -321,19 +331,8 @@ class _Canvas:
             air = _ramp(rim - wall, 0.02) * mask
             line = np.exp(-(((wall - rim) / line_w) ** 2)) * mask * _ramp(0.9 - g["height"][rows], 0.3)
             strength = _col(amp[rows, col])
-            img[rows] -= strength * air * (self.vessels[rows] + 0.05)
-            img[rows] += 0.14 * strength * line
-        # Pleural thickening along the lateral chest wall of the mid and lower zones.
-        col = CLASS_INDEX["Pleural Other"]
-        for sign, rows in self._side_rows("Pleural Other"):
-            g = self.lungs[sign]
-            thick = _col(0.05 + 0.02 * sev[rows, col]) * (0.7 + 0.6 * self.noise(5, rows))
-            band = (
-                _ramp(thick - g["lateral"][rows], 0.02)
-                * g["mask"][rows]
-                * _ramp(g["height"][rows] - 0.3, 0.2)
-            )
-            img[rows] += 0.28 * _col(amp[rows, col]) * band
+            img[rows] -= strength * air * (self.vessels[rows] + 0.08)
+            img[rows] += 0.18 * strength * line
         return img
 
     def _mediastinum(self, img: np.ndarray) -> np.ndarray:
@@ -367,7 +366,7 @@ class _Canvas:
         u, v, a = self.u, self.v, self.a
         au = np.abs(u)
         period = 0.19
-        arch = v - 0.6 * (au - 0.4) ** 2
+        arch = v - 0.9 * (au - 0.35) ** 2 - 0.12 * au
         # Rib fracture: the rib steps (displaced) and a callus forms at the break.
         col = CLASS_INDEX["Fracture"]
         callus = np.zeros_like(u)
@@ -385,7 +384,7 @@ class _Canvas:
         anterior = 0.5 + 0.5 * np.cos(2 * np.pi * (v + 0.35 * au) / (period * 1.3) + 1.7 * phase)
         cage = _ramp(0.86 * _col(a.thorax) - au, 0.06) * _ramp(v + 0.85, 0.1) * _ramp(0.55 - v, 0.2)
         cage = cage * _ramp(au - 0.08, 0.04)  # ribs end at the spine
-        ribs = cage * (0.055 * posterior + 0.025 * np.clip((anterior - 0.6) / 0.4, 0, 1))
+        ribs = cage * (0.042 * posterior + 0.022 * np.clip((anterior - 0.6) / 0.4, 0, 1))
         # Clavicles rise from the sternal notch towards the shoulders.
         clavicle_v = -0.58 - 0.45 * au + 0.25 * au**2
         clavicle = (
@@ -427,7 +426,7 @@ class _Canvas:
             ctrl = ctrl * np.array([sign, 1.0], dtype=_F32) + rng.normal(0, 0.03, (len(rows), 3, 2))
             curves.append((rows, ctrl.astype(_F32)))
         layer = np.maximum(self._rasterise(curves), box)
-        return img + layer * (0.92 - img) * 0.85
+        return img + layer * (0.9 - img) * 0.6
 
     def _rasterise(self, curves: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         layer = np.zeros_like(self.u)
@@ -468,6 +467,24 @@ class _Canvas:
         img = np.clip(img, 0, 1) ** _col(rng.uniform(0.85, 1.15, self.n))
         img = (img - 0.3) * _col(rng.uniform(0.9, 1.25, self.n)) + 0.3 + _col(rng.normal(0, 0.03, self.n))
         return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _union(fill: np.ndarray, part: np.ndarray, rows: np.ndarray | None = None) -> None:
+    """Combine densities like independent absorbers (1 - (1-a)(1-b)), so overlaps never saturate."""
+    target = fill if rows is None else fill[rows]
+    target += np.clip(part, 0, 1) * (1 - target)
+    if rows is not None:
+        fill[rows] = target
+
+
+def _upsampler(cells: int, size: int) -> np.ndarray:
+    """(size, cells + 1) bilinear interpolation weights from a coarse grid to ``size`` pixels."""
+    pos = np.linspace(0, cells, size)
+    i0 = np.minimum(pos.astype(int), cells - 1)
+    weights = np.zeros((size, cells + 1), dtype=_F32)
+    weights[np.arange(size), i0] = 1 - (pos - i0)
+    weights[np.arange(size), i0 + 1] = pos - i0
+    return weights
 
 
 def _blur(img: np.ndarray) -> np.ndarray:

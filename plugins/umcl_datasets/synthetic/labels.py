@@ -8,8 +8,8 @@ prevalence of each finding (positive or uncertain) matches the targets in the co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -102,6 +102,10 @@ class Findings:
         return Findings(
             self.labels[index], self.side[index], self.severity[index], self.zone[index], self.devices[index]
         )
+
+    @staticmethod
+    def concat(parts: Sequence[Findings]) -> Findings:
+        return Findings(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Findings)))
 
 
 def sample_labels(n: int, rng: np.random.Generator, clamp: Mapping[str, float] | None = None) -> np.ndarray:

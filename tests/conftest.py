@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny configurations of the real encoder plugins."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from umcl_cli.data.manifest import CHEXPERT_CLASSES
+from umcl_cli.model.dual_encoder import DualEncoder
+from umcl_cli.model.prompt_learner import PromptLearner
+from umcl_encoders.hf_text import build_hf_text_encoder
+from umcl_encoders.timm_image import build_timm_image_encoder
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CORPUS = [
+    "a chest x-ray showing cardiomegaly",
+    "moderate left pleural effusion with adjacent atelectasis",
+    "no pneumothorax. the lungs are clear.",
+    "findings consistent with pulmonary edema and cardiomegaly",
+    "no finding. normal chest radiograph.",
+    "right lower lobe consolidation concerning for pneumonia",
+] * 5
+
+TINY_BERT = {
+    "model_type": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+}
+
+
+@pytest.fixture
+def tiny_text_encoder():
+    return build_hf_text_encoder(
+        config=dict(TINY_BERT), train_tokenizer={"vocab_size": 200}, corpus=CORPUS, max_length=48
+    )
+
+
+@pytest.fixture
+def tiny_image_encoder():
+    return build_timm_image_encoder("resnet18", in_chans=1, image_size=32, model_kwargs={"channels": [8, 8, 16, 16]})
+
+
+@pytest.fixture
+def tiny_model(tiny_image_encoder, tiny_text_encoder):
+    model = DualEncoder(tiny_image_encoder, tiny_text_encoder, embed_dim=16, classes=list(CHEXPERT_CLASSES))
+    model.prompt_learner = PromptLearner(tiny_text_encoder, list(CHEXPERT_CLASSES), init="a chest x-ray showing")
+    return model

@@ -1,0 +1,88 @@
+"""The prompt learner against independent computations."""
+
+from __future__ import annotations
+
+import torch
+
+from umcl_cli.model.objectives import PromptClassifier
+from umcl_cli.model.prompt_learner import PromptLearner, class_phrase
+
+
+def test_initialised_prompt_equals_the_written_sentence(tiny_model) -> None:
+    # Context initialised from words, class at the end: the embeddings are exactly those of the
+    # tokenised sentence, so the encoder output must match the plain-text path.
+    model = tiny_model.eval()
+    with torch.no_grad():
+        learned = model.encode_prompts(["cardiomegaly", "pleural effusion"], [[2], [10]])
+        written = model.encode_texts(["a chest x-ray showing cardiomegaly", "a chest x-ray showing pleural effusion"])
+    assert torch.allclose(learned, written, atol=1e-5)
+
+
+def test_front_position_puts_the_class_first(tiny_model) -> None:
+    model = tiny_model.eval()
+    learner = PromptLearner(model.text_encoder, model.classes, init="a chest x-ray showing", position="front")
+    with torch.no_grad():
+        learned = model.encode_prompts(["cardiomegaly"], [[2]], learner=learner)
+        written = model.encode_texts(["cardiomegaly a chest x-ray showing"])
+    assert torch.allclose(learned, written, atol=1e-5)
+
+
+def test_random_init_has_requested_length_and_scale(tiny_text_encoder) -> None:
+    torch.manual_seed(0)
+    learner = PromptLearner(tiny_text_encoder, ["Edema"], n_ctx=16, init=None)
+    assert learner.ctx.shape == (16, tiny_text_encoder.token_embedding.embedding_dim)
+    assert 0.01 < learner.ctx.std().item() < 0.03
+
+
+def test_class_specific_contexts_average_over_positive_classes(tiny_text_encoder) -> None:
+    learner = PromptLearner(tiny_text_encoder, ["Edema", "Cardiomegaly", "No Finding"], init=None, n_ctx=2, csc=True)
+    with torch.no_grad():
+        learner.ctx.copy_(torch.arange(3.0).view(3, 1, 1).expand_as(learner.ctx))
+    ctx = learner.context_for([[0], [0, 1], []])
+    assert ctx[0].unique().tolist() == [0.0]
+    assert ctx[1].unique().tolist() == [0.5]
+    assert ctx[2].unique().tolist() == [2.0]  # no positive class: the "No Finding" context
+
+
+def test_class_phrase() -> None:
+    assert class_phrase(["Cardiomegaly", "Pleural Effusion"]) == "cardiomegaly, pleural effusion"
+    assert class_phrase([]) == "no finding"
+
+
+def test_gradients_reach_the_context_vectors_in_pretraining(tiny_model) -> None:
+    images = torch.randn(3, 1, 32, 32)
+    tokens = tiny_model.text_encoder.tokenize(["no pneumothorax."])
+    out = tiny_model(
+        {
+            "images": images,
+            "text_rows": torch.tensor([1]),
+            "prompt_rows": torch.tensor([0, 2]),
+            "input_ids": tokens["input_ids"],
+            "attention_mask": tokens["attention_mask"],
+            "phrases": ["cardiomegaly", "no finding"],
+            "class_sets": [[2], []],
+        }
+    )
+    assert out["text_features"].shape == (3, 16)
+    (out["image_features"] * out["text_features"]).sum().backward()
+    assert tiny_model.prompt_learner.ctx.grad is not None and tiny_model.prompt_learner.ctx.grad.abs().sum() > 0
+
+
+def test_prompt_tuning_on_frozen_encoders_changes_only_the_context(tiny_model) -> None:
+    model = tiny_model.eval()
+    model.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    learner = PromptLearner(model.text_encoder, ["Cardiomegaly", "Edema"], init="a chest x-ray showing")
+    ctx0 = learner.ctx.detach().clone()
+    clf = PromptClassifier(model, learner, ["Cardiomegaly", "Edema"])
+    optimizer = torch.optim.AdamW([learner.ctx], lr=1e-2)
+    for _ in range(3):
+        logits = clf({"images": torch.randn(4, 1, 32, 32)})["logits"]
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 0, 1]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert not torch.equal(learner.ctx.detach(), ctx0)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [n for n, _ in clf.named_parameters()] == ["learner.ctx"]

@@ -61,7 +61,7 @@ def test_unknown_plugin_name_lists_installed() -> None:
 
 def test_dataset_never_prepared(tmp_path: Path) -> None:
     result = invoke(["pretrain", str(DEMO), "--data-root", str(tmp_path), "--out", str(tmp_path / "run")])
-    assert_one_line_error(result, "does not exist", "umcl prepare")
+    assert_one_line_error(result, "neither a directory nor prepared under the data root", "umcl prepare synthetic")
 
 
 def test_directory_that_is_not_a_prepared_dataset(tmp_path: Path) -> None:

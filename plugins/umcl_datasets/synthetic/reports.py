@@ -271,9 +271,11 @@ def write_report(findings: Findings, row: int, rnd: random.Random) -> str:
 
     sentences = _device_sentences(findings, row, rnd)
     sentences += [_mention(findings, row, n, rnd, certain=n in present, impression=False) for n in stated]
-    if not mentioned & _LUNG_OR_PLEURA and rnd.random() < 0.7:
+    negations = _negations([n for n in _NEGATIONS if labels[CLASS_INDEX[n]] == 0], rnd)
+    # Clear lungs are usually said outright, and always when the section would otherwise be empty.
+    if not mentioned & _LUNG_OR_PLEURA and (rnd.random() < 0.7 or not sentences + negations):
         sentences.append(rnd.choice(_NORMAL_LUNGS))
-    sentences += _negations([n for n in _NEGATIONS if labels[CLASS_INDEX[n]] == 0], rnd)
+    sentences += negations
 
     impression = [_mention(findings, row, n, rnd, certain=n in present, impression=True) for n in stated[:3]]
     if labels[CLASS_INDEX["Support Devices"]] == 1 and rnd.random() < 0.5:

@@ -9,6 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 from pydantic import ValidationError
+
+from umcl_cli.data.manifest import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, PreparedDataset
 from umcl_datasets.synthetic import (
     HELD_OUT_PHRASES,
     TRAINING_PHRASES,
@@ -20,8 +22,6 @@ from umcl_datasets.synthetic import (
 )
 from umcl_datasets.synthetic.labels import CLASS_INDEX, LEFT, RIGHT, sample_attributes, sample_labels
 from umcl_datasets.synthetic.reports import HEDGES
-
-from umcl_cli.data.manifest import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, PreparedDataset
 
 N, PER_CLASS = 400, 20
 
@@ -136,6 +136,9 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
 
     a, b, c = make("a", 3), make("b", 3), make("c", 4)
     for first, second in zip(a, b, strict=True):
+        assert (first.root / "manifest.parquet").read_bytes() == (
+            second.root / "manifest.parquet"
+        ).read_bytes()
         assert first.frame.equals(second.frame)
         assert _image_bytes(first) == _image_bytes(second)
     assert not a[0].frame.equals(c[0].frame)

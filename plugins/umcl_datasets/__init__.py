@@ -1,0 +1,1 @@
+"""First-party dataset plugins (entry-point group ``umcl.datasets``), e.g. the generated ``synthetic``."""

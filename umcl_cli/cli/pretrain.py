@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -17,6 +18,7 @@ from umcl_cli.engine.trainer import fit, pick_device, resolve_resume, seed_every
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.plots import training_curves
 from umcl_cli.model.build import build_model
+from umcl_cli.model.dual_encoder import DualEncoder
 from umcl_cli.model.checkpoint import model_payload, save_model
 from umcl_cli.model.objectives import PretrainObjective
 from umcl_cli.recipe import Recipe, dump_recipe, load_recipe
@@ -49,6 +51,38 @@ def build_stream(recipe: Recipe, data_root: str | None) -> UnifiedDataset:
     )
 
 
+def build_consistent_model(recipe: Recipe, stream: UnifiedDataset, run_dir: Path) -> DualEncoder:
+    """Build the model once on rank 0 and record its text encoder's spec in the run directory.
+
+    A tokenizer trained on the corpus is not reproducible (the trainer breaks ties in hash order),
+    so other ranks and resumed runs rebuild the text encoder from ``text_encoder.json`` instead of
+    training their own. DDP then broadcasts rank 0's weights.
+    """
+    info = distributed.current()
+    spec_path = run_dir / "text_encoder.json"
+    saved = json.loads(spec_path.read_text()) if spec_path.is_file() else None
+    use_prompt = recipe.model.prompt.enabled and recipe.data.label_text == "prompt"
+
+    def build(spec: dict | None) -> DualEncoder:
+        seed_everything(recipe.seed)  # identical initial weights on every rank
+        return build_model(recipe.model, stream.classes, stream.corpus, recipe.data.image_size, use_prompt, spec)
+
+    model = None
+    if saved is None and info.is_main:
+        model = build(None)
+        write_json_atomic(spec_path, model.text_encoder.rebuild_spec())
+    distributed.barrier()
+    if model is None:
+        model = build(saved if saved is not None else json.loads(spec_path.read_text()))
+    return model
+
+
+def write_json_atomic(path: Path, value: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(value))
+    tmp.replace(path)
+
+
 def run_pretrain(
     recipe_path: Path,
     overrides: list[str] | None = None,
@@ -73,9 +107,7 @@ def run_pretrain(
         dump_recipe(recipe, run_dir / "recipe.yaml")
 
     stream = build_stream(recipe, data_root)
-    seed_everything(recipe.seed)  # identical initial weights on every rank
-    use_prompt = recipe.model.prompt.enabled and recipe.data.label_text == "prompt"
-    model = build_model(recipe.model, stream.classes, stream.corpus, recipe.data.image_size, prompt=use_prompt)
+    model = build_consistent_model(recipe, stream, run_dir)
     mean, std = model.image_encoder.normalization()
     stream.transform = ImageTransform(recipe.data.image_size, mean, std, model.image_encoder.in_chans)
     loss = registry.load("losses", recipe.loss.name)(**recipe.loss.options)

@@ -141,6 +141,7 @@ def fit(
     scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total)
 
     step = 0
+    resume_rng: torch.Tensor | None = None
     if resume is not None:
         state = torch.load(resume, map_location="cpu", weights_only=True)
         if state.get("format") != TRAIN_STATE:
@@ -154,7 +155,7 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         precision.load_state_dict(state["precision"])
-        torch.set_rng_state(state["rng"])
+        resume_rng = state["rng"]
         step = int(state["step"])
 
     main = info.is_main
@@ -189,7 +190,12 @@ def fit(
             epoch, done_in_epoch = divmod(step, steps_per_epoch)
             sampler.set_epoch(epoch, skip=done_in_epoch * cfg.batch_size)
             t0 = time.perf_counter()
-            for batch in loader:
+            batches = iter(loader)  # draws the loader's base seed from the global RNG
+            if resume_rng is not None:
+                # Restore after that draw, so augmentation and dropout continue the interrupted stream.
+                torch.set_rng_state(resume_rng)
+                resume_rng = None
+            for batch in batches:
                 t_data = time.perf_counter() - t0
                 inputs = task.to_inputs(batch, device)
                 with precision.autocast():

@@ -65,8 +65,8 @@ def multiclass_metrics(logits: Array, targets: Array, class_names: Sequence[str]
     logits, targets = _as_tensor(logits), _as_tensor(targets).long()
     num_classes = len(class_names)
     if logits.ndim != 2 or logits.shape[1] != num_classes or targets.shape != logits.shape[:1]:
-        raise ValueError(f"expected logits [N, {num_classes}] and targets [N], got "
-                         f"{tuple(logits.shape)} and {tuple(targets.shape)}")
+        shapes = f"{tuple(logits.shape)} and {tuple(targets.shape)}"
+        raise ValueError(f"expected logits [N, {num_classes}] and targets [N], got {shapes}")
     confusion = multiclass_confusion_matrix(logits.argmax(dim=1), targets, num_classes=num_classes)
     # Ratios from the integer counts in float64, so reported values carry no float32 noise.
     counts = confusion.double()
@@ -98,8 +98,8 @@ def multilabel_auroc(scores: Array, labels: Array, class_names: Sequence[str]) -
     """
     scores, labels = _as_tensor(scores), _as_tensor(labels)
     if scores.shape != labels.shape or scores.ndim != 2 or scores.shape[1] != len(class_names):
-        raise ValueError(f"expected scores and labels [N, {len(class_names)}], got "
-                         f"{tuple(scores.shape)} and {tuple(labels.shape)}")
+        shapes = f"{tuple(scores.shape)} and {tuple(labels.shape)}"
+        raise ValueError(f"expected scores and labels [N, {len(class_names)}], got {shapes}")
     per_class = {}
     for c, name in enumerate(class_names):
         valid = (labels[:, c] == 0) | (labels[:, c] == 1)
@@ -233,9 +233,8 @@ def retrieval_metrics(
     images = torch.as_tensor(image_features).detach()
     texts = torch.as_tensor(text_features).detach().to(images.device)
     if images.ndim != 2 or images.shape != texts.shape:
-        raise ValueError(
-            f"expected two [N, D] feature tensors, got {tuple(images.shape)} and {tuple(texts.shape)}"
-        )
+        shapes = f"{tuple(images.shape)} and {tuple(texts.shape)}"
+        raise ValueError(f"expected two [N, D] feature tensors, got {shapes}")
     if chunk_size < 1 or not ks or min(ks) < 1:
         raise ValueError("chunk_size and every k must be positive")
     dtype = torch.promote_types(images.dtype, texts.dtype)
@@ -259,7 +258,10 @@ def retrieval_metrics(
 
 
 def _take(array: Array, index: np.ndarray) -> Array:
-    return array[torch.from_numpy(index)] if isinstance(array, torch.Tensor) else array[index]
+    if isinstance(array, torch.Tensor):
+        # index_select is a few times cheaper than advanced indexing for small row gathers.
+        return array.index_select(0, torch.from_numpy(index).to(array.device))
+    return array[index]
 
 
 def _resample_indices(rng: np.random.Generator, size: int, n: int) -> Iterator[np.ndarray]:

@@ -29,12 +29,24 @@ def _call_factory(kind: str, name: str, options: dict[str, Any], context: dict[s
 
 
 def build_model(
-    cfg: ModelConfig, classes: Sequence[str], corpus: list[str], image_size: int, prompt: bool
+    cfg: ModelConfig,
+    classes: Sequence[str],
+    corpus: list[str],
+    image_size: int,
+    prompt: bool,
+    text_spec: dict[str, Any] | None = None,
 ) -> DualEncoder:
+    """``text_spec`` (a text encoder's ``rebuild_spec()``) replaces the recipe's text options, so every
+    rank and every resumed run uses the very tokenizer the first process built."""
     image_encoder = _call_factory(
         "image_encoders", cfg.image_encoder.name, cfg.image_encoder.options, {"image_size": image_size}
     )
-    text_encoder = _call_factory("text_encoders", cfg.text_encoder.name, cfg.text_encoder.options, {"corpus": corpus})
+    if text_spec is not None:
+        text_encoder = _call_factory("text_encoders", cfg.text_encoder.name, text_spec, {})
+    else:
+        text_encoder = _call_factory(
+            "text_encoders", cfg.text_encoder.name, cfg.text_encoder.options, {"corpus": corpus}
+        )
     model = DualEncoder(
         image_encoder,
         text_encoder,

@@ -8,6 +8,7 @@ added on top of the normal anatomy, scaled by severity; uncertain (-1) findings 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -196,7 +197,8 @@ class _Canvas:
         self.vessels = 0.08 * vessels * np.exp(-r / 0.32) + 0.04 * self.noise(12) + hilum
         return self.vessels * lung_all
 
-    def _side_rows(self, name: str):
+    def _side_rows(self, name: str) -> Iterator[tuple[float, np.ndarray]]:
+        """(image-u sign, rows) for each side on which ``name`` is drawn (both for bilateral)."""
         for side, sign in _SIGNS:
             rows = self.on_side(name, side)
             if len(rows):

@@ -27,7 +27,8 @@ from .labels import (
     Findings,
 )
 
-# Noun phrases the generator names each finding with (severity and side words go in front).
+# Noun phrases the generator names positive and uncertain findings with (severity and side words go
+# in front); negations are whole sentences of their own (``_NEGATIONS``).
 TRAINING_PHRASES: dict[str, list[str]] = {
     "Enlarged Cardiomediastinum": [
         "enlargement of the cardiomediastinal silhouette",
@@ -260,6 +261,7 @@ def write_reports(findings: Findings, rng: np.random.Generator) -> list[str]:
 
 
 def write_report(findings: Findings, row: int, rnd: random.Random) -> str:
+    """The report for one row: devices, findings in anatomical order, negations, then an impression."""
     labels = findings.labels[row]
     present = [n for n in _ORDER if labels[CLASS_INDEX[n]] == 1]
     uncertain = [n for n in _ORDER if labels[CLASS_INDEX[n]] == -1]

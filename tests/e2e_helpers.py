@@ -1,0 +1,32 @@
+"""Tiny end-to-end settings shared by the end-to-end and distributed tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from umcl_datasets.synthetic import SyntheticDataset
+
+RECIPES = Path(__file__).parents[1] / "recipes"
+
+# The demo recipe, shrunk: same plugins, narrower models, 32 px, a handful of steps.
+TINY = [
+    "data.image_size=32",
+    "model.embed_dim=16",
+    "model.image_encoder.options.model_kwargs.channels=[8,8,16,16]",
+    "model.text_encoder.options.config.hidden_size=32",
+    "model.text_encoder.options.config.intermediate_size=64",
+    "model.text_encoder.options.train_tokenizer.vocab_size=300",
+    "model.text_encoder.options.max_length=64",
+    "train.batch_size=16",
+    "train.max_steps=6",
+    "train.warmup_steps=2",
+    "train.log_every=2",
+    "train.checkpoint_every=2",
+]
+
+
+def prepare_tiny(root: Path, n: int = 240, per_class: int = 8) -> Path:
+    plugin = SyntheticDataset()
+    out = root / "synthetic"
+    plugin.prepare(plugin.Options(n=n, seed=0, size=32, per_class=per_class), out)
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -67,3 +68,69 @@ def test_gather_without_grad_gives_open_clips_scaled_gradient(tmp_path: Path) ->
     for name, g in grads.items():
         expected = g if name == "logit_scale" else g / 2
         assert torch.allclose(ddp["grads"][name], expected, atol=1e-6), name
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ddp-data")
+    prepare_tiny(root)
+    return root
+
+
+def pretrain_args(data: Path, out: Path) -> list[str]:
+    sets = [a for s in TINY for a in ("--set", s)]
+    return [
+        "-m",
+        "umcl_cli",
+        "pretrain",
+        str(RECIPES / "demo.yaml"),
+        "--data-root",
+        str(data),
+        "--out",
+        str(out),
+        *sets,
+    ]
+
+
+def check_run(out: Path) -> None:
+    payload = torch.load(out / "model.pt", weights_only=True)
+    assert payload["format"] == "umcl-model"
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]  # rank 0 alone writes the log
+
+
+def test_torchrun_two_processes_pretrain_on_cpu(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = torchrun(pretrain_args(tiny_data, out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check_run(out)
+
+
+def test_torchrun_two_nodes_on_loopback(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                f"--node_rank={rank}",
+                "--nproc_per_node=1",
+                "--master_addr=127.0.0.1",
+                f"--master_port={port}",
+                *pretrain_args(tiny_data, out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=240) for node in nodes]
+    for node, (_, err) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, err[-3000:]
+    check_run(out)

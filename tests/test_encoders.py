@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
-from umcl_encoders.hf_text import HFTextEncoder, build_hf_text_encoder
-from umcl_encoders.timm_image import TimmImageEncoder, build_timm_image_encoder
 
 from umcl_cli.errors import UsageError
+from umcl_encoders.hf_text import HFTextEncoder, build_hf_text_encoder
+from umcl_encoders.timm_image import TimmImageEncoder, build_timm_image_encoder
 
 TINY_RESNET = {"model_name": "resnet18", "model_kwargs": {"channels": [16, 32, 64, 128]}}
 TINY_VIT = {

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from e2e_helpers import RECIPES, TINY, prepare_tiny
 from typer.testing import CliRunner
 
-from e2e_helpers import RECIPES, TINY, prepare_tiny
 from umcl_cli.cli.app import app
 from umcl_cli.model import objectives
 from umcl_cli.model.checkpoint import load_model

@@ -103,7 +103,8 @@ def test_multiclass_metrics_match_sklearn_with_unpredicted_class() -> None:
     assert result["accuracy"] == pytest.approx(accuracy_score(targets, preds))
     assert result["macro_f1"] == pytest.approx(f1_score(targets, preds, average="macro", zero_division=0))
     assert result["confusion_matrix"] == confusion_matrix(targets, preds, labels=range(4)).tolist()
-    precision, recall, f1, support = precision_recall_fscore_support(targets, preds, labels=range(4))
+    reference = precision_recall_fscore_support(targets, preds, labels=range(4), zero_division=0)
+    precision, recall, f1, support = reference
     for c, name in enumerate(names):
         entry = result["per_class"][name]
         assert entry["precision"] == pytest.approx(precision[c])

@@ -18,8 +18,8 @@ from umcl_cli.engine.trainer import fit, pick_device, resolve_resume, seed_every
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.plots import training_curves
 from umcl_cli.model.build import build_model
-from umcl_cli.model.dual_encoder import DualEncoder
 from umcl_cli.model.checkpoint import model_payload, save_model
+from umcl_cli.model.dual_encoder import DualEncoder
 from umcl_cli.model.objectives import PretrainObjective
 from umcl_cli.recipe import Recipe, dump_recipe, load_recipe
 

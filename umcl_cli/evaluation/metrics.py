@@ -210,7 +210,7 @@ def retrieval_metrics(
     image_features: Array,
     text_features: Array,
     ks: Sequence[int] = (1, 5, 10),
-    chunk_size: int = 4096,
+    chunk_size: int = 1024,
     labels: Array | None = None,
 ) -> dict[str, float]:
     """open_clip-style retrieval metrics for paired features (image i matches text i), in both directions.

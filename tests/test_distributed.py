@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
 from ddp_loss_worker import Projections, global_batch, loss_and_grads
+from e2e_helpers import RECIPES, TINY, prepare_tiny
 
 from umcl_cli.registry import load
 

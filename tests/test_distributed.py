@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from ddp_loss_worker import Projections, global_batch, loss_and_grads
 from e2e_helpers import RECIPES, TINY, prepare_tiny
 

@@ -153,7 +153,21 @@ def _index(node: list, part: str, path: str, item: str) -> int:
 
 def load_recipe(path: Path, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe; every failure is one line naming file and field."""
-    path = Path(path)
+    tree = read_tree(Path(path))
+    tree = apply_overrides(tree, overrides or [])
+    return validate_recipe(tree, str(path))
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` wins; mappings merge key by key, everything else (lists included) is replaced."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The YAML mapping of a recipe, with ``extends: OTHER.yaml`` (relative to this file) merged under it."""
     if not path.is_file():
         raise UsageError(f"recipe file {path} not found", "pass the path of a YAML recipe, e.g. recipes/demo.yaml")
     try:
@@ -165,8 +179,13 @@ def load_recipe(path: Path, overrides: list[str] | None = None) -> Recipe:
         raise UsageError(f"recipe {path}: YAML syntax error{where}: {problem}", "fix the YAML syntax") from exc
     if not isinstance(tree, dict):
         raise UsageError(f"recipe {path} is not a YAML mapping", "start from recipes/demo.yaml")
-    tree = apply_overrides(tree, overrides or [])
-    return validate_recipe(tree, str(path))
+    parent = tree.pop("extends", None)
+    if parent is None:
+        return tree
+    base_path = (path.parent / str(parent)).resolve()
+    if base_path in seen:
+        raise UsageError(f"recipe {path} extends itself through {base_path}", "remove the cycle of 'extends'")
+    return deep_merge(read_tree(base_path, (*seen, base_path)), tree)
 
 
 def validate_recipe(tree: dict[str, Any], source: str) -> Recipe:

@@ -68,8 +68,9 @@ def zeroshot_block(ckpt: Path, data_root: Path) -> dict:
     for frame, kind, index in TEMPLATES:
         prompts = template_prompts(frame, kind, index)
         table = {c: {"positive": [p], "negative": [f"no {p}"]} for c, p in prompts.items()}
-        out["templates"].append({"kind": kind, "example": prompts["Cardiomegaly"],
-                                 **score(from_text_prompts(model, table, "template"))})
+        out["templates"].append(
+            {"kind": kind, "example": prompts["Cardiomegaly"], **score(from_text_prompts(model, table, "template"))}
+        )
     if model.prompt_learner is not None:
         out["learned"] = score(from_learner(model, model.prompt_learner, CLASSES, "learned"))
     return out
@@ -83,14 +84,21 @@ def run_arm(arm: str, seed: int, work: Path, max_steps: int | None) -> dict:
     overrides = [f"seed={seed}"] + ([f"train.max_steps={max_steps}"] if max_steps else [])
     started = time.perf_counter()
     if not (run / "model.pt").is_file():
-        run_pretrain(ROOT / "recipes" / "ablation" / f"{arm}.yaml", overrides, run,
-                     resume="latest" if (run / "checkpoints" / "last.pt").is_file() else None, data_root=str(work / "data"))
+        run_pretrain(
+            ROOT / "recipes" / "ablation" / f"{arm}.yaml",
+            overrides,
+            run,
+            resume="latest" if (run / "checkpoints" / "last.pt").is_file() else None,
+            data_root=str(work / "data"),
+        )
     train_s = time.perf_counter() - started
     ckpt = run / "model.pt"
     lp = run_linear_probe(ckpt, "synthetic-hard", bootstrap=0, data_root=str(work / "data"), quiet=True)
     rt = run_retrieve(ckpt, "synthetic-hard", data_root=str(work / "data"), quiet=True)
     result = {
-        "arm": arm, "seed": seed, "train_seconds": train_s,
+        "arm": arm,
+        "seed": seed,
+        "train_seconds": train_s,
         "zeroshot": zeroshot_block(ckpt, work / "data"),
         "linear_probe_mean_auroc": lp["metrics"]["mean_auroc"],
         "retrieval_R@5": (rt["metrics"]["image_to_text_R@5"] + rt["metrics"]["text_to_image_R@5"]) / 2,

@@ -99,8 +99,15 @@ class Recipe(Strict):
 
     @model_validator(mode="after")
     def _something_to_learn_from(self) -> Recipe:
-        if not any(s.use_text or s.use_labels for s in self.data.datasets):
-            raise ValueError("every dataset has use_text and use_labels off: nothing to train on")
+        idle = [
+            f"data.datasets.{i} ({s.name})"
+            for i, s in enumerate(self.data.datasets)
+            if not (s.use_text or s.use_labels)
+        ]
+        if idle:
+            raise ValueError(
+                f"{', '.join(idle)}: use_text and use_labels are both off, so it gives nothing to train on"
+            )
         if self.data.label_text == "prompt" and not self.model.prompt.enabled:
             raise ValueError("data.label_text is 'prompt' but model.prompt.enabled is false")
         return self

@@ -66,6 +66,10 @@ class UnifiedDataset(Dataset):
             raw = self._raw_labels(frame, s.dataset.classes)
             row_has = ~np.isnan(raw).all(axis=1) if s.use_labels else np.zeros(frame.height, dtype=bool)
             mapped = apply_policy(raw, self.classes, uncertain)
+            # A class the source never labels is unknown, not negative: keys then only match within
+            # compatible vocabularies.
+            lacking = [j for j, c in enumerate(self.classes) if c not in s.dataset.classes]
+            mapped[:, lacking] = np.nan
             text_col = frame["text"].to_list() if s.use_text else [None] * frame.height
             keep = np.array([t is not None for t in text_col]) | (row_has & (label_text != "drop"))
             if not keep.any():

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import torch
-from umcl_datasets.synthetic import HELD_OUT_PHRASES, TRAINING_PHRASES, SyntheticDataset
 
 from umcl_cli.cli.linear_probe import run_linear_probe
 from umcl_cli.cli.pretrain import run_pretrain
@@ -30,6 +29,7 @@ from umcl_cli.evaluation import metrics as M
 from umcl_cli.evaluation.prompt_sources import from_learner, from_text_prompts, hand_written
 from umcl_cli.evaluation.zeroshot import eval_labels, zeroshot_scores
 from umcl_cli.model.checkpoint import load_model
+from umcl_datasets.synthetic import HELD_OUT_PHRASES, TRAINING_PHRASES, SyntheticDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ("a-clip-pairs", "b-clip-template", "c-itl-template", "d-umcl", "e-soft-prompt")

@@ -1,0 +1,25 @@
+"""The ``iuxray`` dataset: Indiana University chest X-rays from Open-i, with reports and MeSH labels.
+
+One row per image a report lists; the text is the report's FINDINGS and IMPRESSION, the labels come
+from its MeSH terms. There is no official split, so reports are split with a seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+
+from .build import build
+from .options import IUXrayOptions
+
+__all__ = ["IUXrayDataset", "IUXrayOptions"]
+
+
+class IUXrayDataset(DatasetPlugin):
+    name = "iuxray"
+    summary = "IU X-ray (Open-i): frontal and lateral images with findings/impression and MeSH labels"
+    Options = IUXrayOptions
+
+    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
+        return [build(IUXrayOptions.model_validate(options.model_dump()), Path(out))]

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from umcl_cli import registry
 from umcl_cli.cli.errors import handle_errors
-from umcl_cli.data.manifest import SPLITS, PreparedDataset
+from umcl_cli.data.cache import MODES, build_cache
+from umcl_cli.data.manifest import INFO, MANIFEST, SPLITS, PreparedDataset
 from umcl_cli.data.plugin import DatasetPlugin
 from umcl_cli.data.resolve import data_root
 from umcl_cli.errors import UsageError
@@ -72,6 +73,13 @@ def summary_table(ds: PreparedDataset) -> Table:
     return table
 
 
+def prepared_dirs(target: Path) -> list[Path]:
+    """An already-prepared directory and the prepared directories directly inside it (e.g. ``5x200``)."""
+    PreparedDataset(target)  # raises the "not prepared yet" error with its fix
+    inside = [d for d in sorted(target.iterdir()) if (d / MANIFEST).is_file() and (d / INFO).is_file()]
+    return [target, *inside]
+
+
 @handle_errors
 def prepare(
     ctx: typer.Context,
@@ -79,22 +87,48 @@ def prepare(
     out: Path | None = typer.Option(None, "--out", help="output directory (default: DATA_ROOT/NAME)"),
     root: Path | None = typer.Option(None, "--data-root", help="data root (default: $UMCL_DATA or ./data)"),
     show_options: bool = typer.Option(False, "--show-options", help="list the plugin's own options and exit"),
+    cache_size: int | None = typer.Option(
+        None, "--cache-size", min=8, help="also cache every image at PX x PX, which loaders then read instead"
+    ),
+    cache_mode: str = typer.Option("pad", "--cache-mode", help="pad | crop: how an image becomes square"),
+    cache_workers: int | None = typer.Option(
+        None, "--cache-workers", min=1, help="decoding processes for the cache (default: all cores)"
+    ),
+    cache_only: bool = typer.Option(
+        False, "--cache-only", help="only build the cache of the already-prepared directory (with --cache-size)"
+    ),
 ) -> None:
     """Prepare a dataset: write DIR/manifest.parquet + DIR/dataset.json. Plugin options follow NAME."""
     plugin_cls = registry.load("datasets", name)
     if show_options:
         Console().print(options_table(plugin_cls))
         return
-    raw = parse_plugin_args(list(ctx.args), plugin_cls)
-    try:
-        options = plugin_cls.Options.model_validate(raw)
-    except ValidationError as exc:
-        raise UsageError(describe_validation_error(exc, f"umcl prepare {name}"), "fix the option value") from exc
+    if cache_mode not in MODES:
+        raise UsageError(f"--cache-mode {cache_mode} is not one of {', '.join(MODES)}", "pass --cache-mode pad or crop")
     target = out or data_root(root) / name
-    written = plugin_cls().prepare(options, target)
     console = Console()
-    for directory in written:
-        ds = PreparedDataset(directory)
-        console.print(summary_table(ds))
-        settings = {k: ds.info[k] for k in ("task", "uncertain_policy") if k in ds.info}
-        console.print(f"wrote {ds.root} ({', '.join(f'{k}: {v}' for k, v in settings.items())})")
+    if cache_only:
+        if cache_size is None:
+            raise UsageError("--cache-only needs --cache-size PX", "add e.g. --cache-size 224")
+        if ctx.args:
+            raise UsageError(
+                f"--cache-only reads the prepared {target} as it is, so plugin options ({ctx.args[0]} …) do not apply",
+                "drop them, or prepare again without --cache-only",
+            )
+        written = prepared_dirs(target)
+    else:
+        raw = parse_plugin_args(list(ctx.args), plugin_cls)
+        try:
+            options = plugin_cls.Options.model_validate(raw)
+        except ValidationError as exc:
+            raise UsageError(describe_validation_error(exc, f"umcl prepare {name}"), "fix the option value") from exc
+        written = plugin_cls().prepare(options, target)
+        for directory in written:
+            ds = PreparedDataset(directory)
+            console.print(summary_table(ds))
+            settings = {k: ds.info[k] for k in ("task", "uncertain_policy") if k in ds.info}
+            console.print(f"wrote {ds.root} ({', '.join(f'{k}: {v}' for k, v in settings.items())})")
+    if cache_size is not None:
+        for directory in written:
+            cache = build_cache(directory, cache_size, cache_mode, workers=cache_workers)
+            console.print(f"cached {len(cache)} images at {cache_size}px ({cache_mode}) in {cache.directory}")

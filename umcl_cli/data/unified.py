@@ -18,6 +18,7 @@ import polars as pl
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from umcl_cli.data.cache import ImageCache
 from umcl_cli.data.labels import apply_policy, check_canonical, union_classes
 from umcl_cli.data.manifest import PreparedDataset
 from umcl_cli.data.reports import select_text
@@ -55,7 +56,7 @@ class UnifiedDataset(Dataset):
         self.text_section = text_section
         self.label_text = label_text
         self.template = template
-        paths, texts, labels, has, weights, origin = [], [], [], [], [], []
+        paths, texts, labels, has, weights, origin, rows = [], [], [], [], [], [], []
         for k, s in enumerate(sources):
             frame = s.dataset.split(s.split)
             if frame.height == 0:
@@ -78,6 +79,8 @@ class UnifiedDataset(Dataset):
                     "enable use_text or use_labels for it, or remove it from the recipe",
                 )
             idx = np.flatnonzero(keep)
+            in_split = np.flatnonzero((s.dataset.frame["split"] == s.split).to_numpy())  # the rows split() keeps
+            rows.append(in_split[idx])
             paths += [str(s.dataset.image_file(p)) for p in frame["image_path"].gather(idx).to_list()]
             texts += [text_col[i] for i in idx]
             labels.append(mapped[idx])
@@ -90,6 +93,10 @@ class UnifiedDataset(Dataset):
         self.has_labels = np.concatenate(has)
         self.weights = np.concatenate(weights)
         self.origin = np.concatenate(origin)
+        # Manifest row of each stream row, for image caches (cache row = manifest row).
+        self._manifest_rows = np.concatenate(rows)
+        self._roots = [s.dataset.root for s in sources]
+        self._caches: dict[int, list[ImageCache | None]] = {}
         self._rng = random.Random()
 
     def _raw_labels(self, frame: pl.DataFrame, source_classes: Sequence[str]) -> np.ndarray:
@@ -112,7 +119,7 @@ class UnifiedDataset(Dataset):
         return class_phrase([self.classes[j] for j in positives]), positives
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        image = self.transform(load_gray(self.paths[i]))
+        image = self.transform(self._gray(i))
         text = self.texts[i]
         if text is not None:
             text = select_text(text, self.text_section, self._rng)
@@ -127,6 +134,14 @@ class UnifiedDataset(Dataset):
             "labels": torch.from_numpy(self.labels[i]),
             "has_labels": bool(self.has_labels[i]),
         }
+
+    def _gray(self, i: int) -> np.ndarray:
+        """Pixels from the source's cache at the transform's size when it has one, else the file."""
+        size = self.transform.size
+        if size not in self._caches:  # looked up on first use: the transform is set after construction
+            self._caches[size] = [ImageCache.open(root, size) for root in self._roots]
+        cache = self._caches[size][self.origin[i]]
+        return cache.get(self._manifest_rows[i]) if cache is not None else load_gray(self.paths[i])
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

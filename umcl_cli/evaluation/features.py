@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from umcl_cli.data.cache import find_cached
 from umcl_cli.data.transforms import ImageTransform, load_gray
 from umcl_cli.engine.logging import StepProgress
 from umcl_cli.model.dual_encoder import DualEncoder
@@ -16,12 +17,15 @@ from umcl_cli.model.dual_encoder import DualEncoder
 class _Images(Dataset):
     def __init__(self, paths: Sequence[Path], transform: ImageTransform) -> None:
         self.paths, self.transform = list(paths), transform
+        # Resolved once here, before DataLoader workers fork: (cache, row) per path, or None.
+        self.cached = find_cached(self.paths, transform.size)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return self.transform(load_gray(self.paths[i]))
+        hit = self.cached[i]
+        return self.transform(hit[0].get(hit[1]) if hit is not None else load_gray(self.paths[i]))
 
 
 def eval_transform(model: DualEncoder, image_size: int) -> ImageTransform:

@@ -94,7 +94,7 @@ def run_arm(arm: str, seed: int, work: Path, max_steps: int | None) -> dict:
     train_s = time.perf_counter() - started
     ckpt = run / "model.pt"
     lp = run_linear_probe(ckpt, "synthetic-hard", bootstrap=0, data_root=str(work / "data"), quiet=True)
-    rt = run_retrieve(ckpt, "synthetic-hard", data_root=str(work / "data"), quiet=True)
+    rt = run_retrieve(ckpt, "synthetic-hard", data_root=str(work / "data"), quiet=True, bootstrap=0)
     result = {
         "arm": arm,
         "seed": seed,

@@ -14,6 +14,7 @@ from umcl_cli.cli.plugins import plugins
 from umcl_cli.cli.prepare import prepare
 from umcl_cli.cli.pretrain import pretrain
 from umcl_cli.cli.prompt_tune import prompt_tune
+from umcl_cli.cli.report import report
 from umcl_cli.cli.retrieve import retrieve
 from umcl_cli.cli.zeroshot import zeroshot
 
@@ -32,6 +33,7 @@ app.command("linear-probe")(linear_probe)
 app.command()(retrieve)
 app.command()(demo)
 app.command()(plugins)
+app.command()(report)
 
 
 def _version(value: bool) -> None:

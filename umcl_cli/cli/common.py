@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from rich.console import Console
@@ -17,16 +17,22 @@ from umcl_cli.model.checkpoint import load_model
 from umcl_cli.model.dual_encoder import DualEncoder
 
 console = Console()
+T = TypeVar("T", int, float, str)
 
 
 def load_for_eval(
     ckpt: Path, dataset: str, data_root: str | None
 ) -> tuple[DualEncoder, dict[str, Any], PreparedDataset]:
     ds = resolve_dataset(dataset, data_root)  # check the cheap thing first
+    model, payload = load_eval_model(ckpt)
+    return model, payload, ds
+
+
+def load_eval_model(ckpt: Path) -> tuple[DualEncoder, dict[str, Any]]:
     model, payload = load_model(ckpt)
     if torch.cuda.is_available():
         model.cuda()
-    return model, payload, ds
+    return model, payload
 
 
 def choose_classes(ds: PreparedDataset, requested: str | None) -> list[str]:
@@ -39,6 +45,19 @@ def choose_classes(ds: PreparedDataset, requested: str | None) -> list[str]:
     return classes
 
 
+def parse_list(text: str, kind: type[T], option: str) -> list[T]:
+    """A comma-separated option value ("0.01,0.1,1.0") as a list of ``kind``; duplicates dropped."""
+    try:
+        values = [kind(part.strip()) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(
+            f"{option} {text} is not a comma-separated list of {kind.__name__} values", f"e.g. {option} 1,2,4"
+        ) from None
+    if not values:
+        raise UsageError(f"{option} is empty", f"e.g. {option} 1,2,4")
+    return list(dict.fromkeys(values))
+
+
 def fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -47,18 +66,29 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def metric_table(title: str, headline: dict[str, Any], chance: dict[str, Any], ci: dict[str, Any]) -> Table:
+def fmt_ci(interval: dict[str, Any] | None) -> str:
+    if not interval or interval.get("low") is None:
+        return "-"
+    return f"[{fmt(interval['low'])}, {fmt(interval['high'])}]"
+
+
+def fmt_mean_std(value: Any, std: Any = None) -> str:
+    return fmt(value) if std is None else f"{fmt(value)} ± {fmt(std)}"
+
+
+def metric_table(
+    title: str,
+    headline: dict[str, Any],
+    chance: dict[str, Any],
+    ci: dict[str, Any],
+    std: dict[str, Any] | None = None,
+) -> Table:
+    """metric | value (± std over seeds, when given) | 95% CI | chance."""
     table = Table(title=title)
     for column in ("metric", "value", "95% CI", "chance"):
         table.add_column(column, justify="right" if column != "metric" else "left")
     for key, value in headline.items():
-        interval = ci.get(key)
-        ci_text = (
-            f"[{fmt(interval['low'])}, {fmt(interval['high'])}]"
-            if interval and interval.get("low") is not None
-            else "-"
-        )
-        table.add_row(key, fmt(value), ci_text, fmt(chance.get(key)))
+        table.add_row(key, fmt_mean_std(value, (std or {}).get(key)), fmt_ci(ci.get(key)), fmt(chance.get(key)))
     return table
 
 

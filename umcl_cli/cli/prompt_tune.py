@@ -1,80 +1,44 @@
-"""``umcl prompt-tune``: CoOp-style context vectors learned from K images per class, encoders frozen."""
+"""``umcl prompt-tune``: CoOp-style context vectors learned from K images per class, encoders frozen.
+
+With several ``--shots`` and ``--seeds`` it runs every pair, evaluates each zero-shot on
+``--eval-dataset`` and prints one table: hand-written templates, the checkpoint's learned prompts and
+each shot count as mean ± std over seeds.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import typer
-from torch.utils.data import Dataset
+from rich.table import Table
 
-from umcl_cli.cli.common import choose_classes, console, load_for_eval
+from umcl_cli.cli.common import (
+    choose_classes,
+    console,
+    fmt,
+    fmt_ci,
+    fmt_mean_std,
+    load_eval_model,
+    load_for_eval,
+    parse_list,
+)
 from umcl_cli.cli.errors import handle_errors
-from umcl_cli.data.transforms import BatchAugment, ImageTransform, load_gray
-from umcl_cli.data.unified import WeightedDistributedSampler
-from umcl_cli.engine.trainer import fit
+from umcl_cli.data.manifest import PreparedDataset
+from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.errors import UsageError
-from umcl_cli.evaluation.prompt_sources import save_prompts
-from umcl_cli.evaluation.zeroshot import eval_labels
-from umcl_cli.model.dual_encoder import DualEncoder
-from umcl_cli.model.objectives import PromptClassifier, PromptTuneObjective
-from umcl_cli.model.prompt_learner import PromptLearner
-from umcl_cli.recipe import TrainConfig
+from umcl_cli.evaluation.feature_cache import split_features
+from umcl_cli.evaluation.outputs import write_metrics
+from umcl_cli.evaluation.plots import curve_png
+from umcl_cli.evaluation.prompt_sources import ClassTexts, from_learner, hand_written
+from umcl_cli.evaluation.prompt_tuning import TuneSettings, tune_prompts
+from umcl_cli.evaluation.shot_sweep import shot_label, summarise_sweep
+from umcl_cli.evaluation.zeroshot import check_task, eval_labels, evaluate, headline_metrics, task_scores
 
-
-class FewShot(Dataset):
-    def __init__(self, paths: list[Path], targets: list[int], transform: ImageTransform) -> None:
-        self.paths, self.targets, self.transform = paths, targets, transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"image": self.transform(load_gray(self.paths[i])), "target": self.targets[i]}
-
-
-def few_shot_collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "images": torch.stack([it["image"] for it in items]),
-        "targets": torch.tensor([it["target"] for it in items]),
-    }
-
-
-def pick_shots(
-    labels: np.ndarray, classes: list[str], shots: int, seed: int, ds_name: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """K rows per class among rows whose only positive (of these classes) is that class."""
-    rng = np.random.default_rng(seed)
-    single = (labels == 1).sum(axis=1) == 1
-    rows, targets = [], []
-    for c in range(len(classes)):
-        candidates = np.flatnonzero(single & (labels[:, c] == 1))
-        if len(candidates) < shots:
-            raise UsageError(
-                f"dataset {ds_name} has {len(candidates)} single-positive '{classes[c]}' training rows, "
-                f"fewer than --shots {shots}",
-                "lower --shots or choose other --classes",
-            )
-        rows.append(rng.choice(candidates, size=shots, replace=False))
-        targets.append(np.full(shots, c))
-    return np.concatenate(rows), np.concatenate(targets)
-
-
-def initial_learner(model: DualEncoder, classes: list[str], init: str, n_ctx: int, csc: bool) -> PromptLearner:
-    if init == "checkpoint" and model.prompt_learner is not None:
-        source = model.prompt_learner
-        learner = PromptLearner(
-            model.text_encoder, classes, n_ctx=source.n_ctx, init=None, csc=csc, position=source.position
-        )
-        with torch.no_grad():
-            pretrained = source.ctx if not source.csc else source.ctx.mean(dim=0)
-            learner.ctx.copy_(pretrained.expand_as(learner.ctx) if csc else pretrained)
-        learner.init = "checkpoint"
-        return learner
-    phrase = None if init == "random" else ("a chest x-ray showing" if init in ("checkpoint", "phrase") else init)
-    return PromptLearner(model.text_encoder, classes, n_ctx=n_ctx, init=phrase, csc=csc)
+EVAL_SPLIT = "test"
 
 
 def run_prompt_tune(
@@ -95,74 +59,254 @@ def run_prompt_tune(
     data_root: str | None = None,
     quiet: bool = False,
 ) -> Path:
-    if shots < 1:
-        raise UsageError(f"--shots {shots} must be at least 1", "pass --shots 1, 2, 4, 8 or 16")
+    """One (shots, seed) run, no evaluation; returns the path of the learned ``prompts.pt``."""
+    check_shots([shots])
     model, payload, ds = load_for_eval(ckpt, dataset, data_root)
     names = choose_classes(ds, classes)
-    out_dir = out or Path(ckpt).parent / f"prompt-tune-{ds.name.replace('/', '_')}-{shots}shot-seed{seed}"
-    if (out_dir / "prompts.pt").exists() and not force:
-        raise UsageError(f"{out_dir} already holds learned prompts", "pass --force to replace them, or another --out")
-    labels = eval_labels(ds, split, names)
-    rows, targets = pick_shots(labels, names, shots, seed, ds.name)
-    frame = ds.split(split)
-    all_paths = frame["image_path"].to_list()
-    mean, std = model.image_encoder.normalization()
-    transform = ImageTransform(payload["image_size"], mean, std, model.image_encoder.in_chans)
-    data = FewShot([ds.image_file(all_paths[i]) for i in rows], targets.tolist(), transform)
-    model.requires_grad_(False)
-    model.eval()
-    learner = initial_learner(model, names, init, n_ctx, csc).to(model.logit_scale.device)
-    classifier = PromptClassifier(model, learner, names)
-    cfg = TrainConfig(
-        epochs=1,
-        max_steps=steps,
-        batch_size=min(batch_size, len(data)),
-        lr=lr,
-        weight_decay=0.0,
-        warmup_steps=min(10, steps // 10),
-        grad_clip=1.0,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
-    )
-    result = fit(
-        PromptTuneObjective(classifier, augment=BatchAugment()),
-        data,
-        few_shot_collate,
-        lambda rank, world: WeightedDistributedSampler(np.ones(len(data)), rank, world, seed=seed),
-        cfg,
-        out_dir,
-        seed=seed,
-        description=f"prompt-tune {shots}-shot",
-    )
-    save_prompts(
-        learner, out_dir / "prompts.pt", {"shots": shots, "seed": seed, "dataset": ds.name, "checkpoint": str(ckpt)}
+    out_dir = out or default_run_dir(ckpt, ds, shots, seed)
+    check_free([out_dir], force)
+    settings = TuneSettings(steps, lr, batch_size, init, n_ctx, csc, split)
+    path, _, result = tune_prompts(
+        model, ds, names, shots, seed, settings, out_dir, payload["image_size"], {"checkpoint": str(ckpt)}
     )
     if not quiet:
-        console.print(
-            f"prompt-tune: {result.steps} steps, final loss {result.final_loss:.4f} → {out_dir / 'prompts.pt'}"
+        console.print(f"prompt-tune: {result.steps} steps, final loss {result.final_loss:.4f} → {path}")
+    return path
+
+
+def check_shots(shots: Sequence[int]) -> None:
+    for k in shots:
+        if k < 1:
+            raise UsageError(f"--shots {k} must be at least 1", "pass --shots 1,2,4,8,16")
+
+
+def check_free(run_dirs: Sequence[Path], force: bool) -> None:
+    """Refuse before any training if a run would replace learned prompts."""
+    for run_dir in run_dirs:
+        if (run_dir / "prompts.pt").exists() and not force:
+            raise UsageError(
+                f"{run_dir} already holds learned prompts", "pass --force to replace them, or another --out"
+            )
+
+
+def default_run_dir(ckpt: Path, ds: PreparedDataset, shots: int, seed: int) -> Path:
+    return Path(ckpt).parent / f"prompt-tune-{ds.name.replace('/', '_')}-{shots}shot-seed{seed}"
+
+
+def eval_dataset_for(ds: PreparedDataset, requested: str | None, data_root: str | None) -> PreparedDataset:
+    """``--eval-dataset``, else the dataset itself if multiclass, else its ``5x200`` subset directory."""
+    if requested:
+        return resolve_dataset(requested, data_root)
+    if ds.task == "multiclass":
+        return ds
+    if (ds.root / "5x200" / "dataset.json").is_file():
+        return PreparedDataset(ds.root / "5x200")
+    raise UsageError(
+        f"dataset {ds.name} is {ds.task} and has no 5x200 subset to evaluate learned prompts on",
+        "pass --eval-dataset NAME|DIR (a multiclass set), or --no-eval",
+    )
+
+
+def run_prompt_sweep(
+    ckpt: Path,
+    dataset: str,
+    shots: Sequence[int],
+    seeds: Sequence[int],
+    eval_dataset: str | None = None,
+    classes: str | None = None,
+    settings: TuneSettings | None = None,
+    out: Path | None = None,
+    force: bool = False,
+    bootstrap: int = 1000,
+    data_root: str | None = None,
+    cache_dir: Path | None = None,
+    evaluate_prompts: bool = True,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Every (shots, seed) pair; with ``evaluate_prompts``, zero-shot of each and of both baselines."""
+    shots, seeds = list(dict.fromkeys(shots)), list(dict.fromkeys(seeds))
+    check_shots(shots)
+    settings = settings or TuneSettings()
+    ds = resolve_dataset(dataset, data_root)
+    names = choose_classes(ds, classes)
+    eval_ds = eval_dataset_for(ds, eval_dataset, data_root) if evaluate_prompts else None
+    single = len(shots) == 1 and len(seeds) == 1
+    out_dir = out or (
+        default_run_dir(ckpt, ds, shots[0], seeds[0]) if single else Path(ckpt).parent / f"prompt-tune-{ds.name}"
+    )
+    run_dirs = {(k, s): out_dir if single else out_dir / f"{k}shot-seed{s}" for k in shots for s in seeds}
+    check_free(list(run_dirs.values()), force)
+    if eval_ds is not None:
+        eval_classes, task = eval_ds.eval_classes, eval_ds.task
+        labels = eval_labels(eval_ds, EVAL_SPLIT, eval_classes)
+        check_task(eval_ds, task, eval_classes, labels, EVAL_SPLIT)  # before any training
+        untuned = [c for c in eval_classes if c not in names]
+        if settings.csc and untuned:
+            raise UsageError(
+                f"class-specific prompts would have no context for {untuned} of {eval_ds.name}",
+                "tune on those classes too (--classes), or drop --csc",
+            )
+    model, payload = load_eval_model(ckpt)
+    size = payload["image_size"]
+
+    runs: list[dict[str, Any]] = []
+    learners = {}
+    for (k, s), run_dir in run_dirs.items():
+        path, learners[k, s], fitted = tune_prompts(
+            model, ds, names, k, s, settings, run_dir, size, {"checkpoint": str(ckpt)}
         )
-    return out_dir / "prompts.pt"
+        runs.append(
+            {"shots": k, "seed": s, "prompts": str(path), "steps": fitted.steps, "final_loss": fitted.final_loss}
+        )
+        if not quiet:
+            console.print(f"prompt-tune {k}-shot seed {s}: final loss {fitted.final_loss:.4f} → {path}")
+    record: dict[str, Any] = {
+        "checkpoint": str(ckpt),
+        "dataset": ds.name,
+        "dataset_dir": str(ds.root),
+        "tuned_classes": names,
+        "shots": shots,
+        "seeds": seeds,
+        "settings": asdict(settings),
+        "runs": runs,
+        "metrics": {},
+    }
+    if eval_ds is not None:
+        features = split_features(model, ckpt, eval_ds, EVAL_SPLIT, size, cache_dir=cache_dir)
+
+        def zeroshot(texts: ClassTexts, where: Path) -> dict[str, Any]:
+            return evaluate(model, features, texts, eval_ds, EVAL_SPLIT, eval_classes, where, bootstrap, task)
+
+        baselines = {"templates": zeroshot(hand_written(model, eval_classes), out_dir / "zeroshot-templates")}
+        if model.prompt_learner is not None:
+            learned = from_learner(model, model.prompt_learner, eval_classes, "learned")
+            baselines["learned"] = zeroshot(learned, out_dir / "zeroshot-learned")
+        stacked: dict[int, list[torch.Tensor]] = {k: [] for k in shots}
+        for run in runs:
+            k, s = run["shots"], run["seed"]
+            texts = from_learner(model, learners[k, s], eval_classes, f"{k}-shot seed {s}")
+            result = zeroshot(texts, run_dirs[k, s])
+            run.update(metrics=result["metrics"], ci95=result["ci95"])
+            stacked[k].append(task_scores(model, features, texts, task))
+        standard = [c for c in eval_ds.eval_classes if c in eval_classes]
+        baseline_records = {name: {"metrics": b["metrics"], "ci95": b["ci95"]} for name, b in baselines.items()}
+        summary = summarise_sweep(
+            baseline_records,
+            runs,
+            {k: torch.stack(v, dim=1) for k, v in stacked.items()},  # [N, seeds, C]
+            headline_metrics(task, eval_classes, standard),
+            labels,
+            baselines["templates"]["chance"],
+            bootstrap,
+        )
+        record.update(
+            eval_dataset=eval_ds.name,
+            eval_dataset_dir=str(eval_ds.root),
+            split=EVAL_SPLIT,
+            task=task,
+            classes=eval_classes,
+            **summary,
+            baselines=baseline_records,
+            plots=_plot(summary, shots, seeds, baselines, eval_ds, out_dir),
+        )
+    write_metrics(out_dir, "prompt-tune", record)
+    if not quiet and eval_ds is not None:
+        console.print(sweep_table(record))
+        console.print(f"wrote {out_dir / 'metrics.json'}")
+    return record
+
+
+def _plot(
+    summary: dict[str, Any],
+    shots: list[int],
+    seeds: list[int],
+    baselines: dict[str, dict[str, Any]],
+    eval_ds: PreparedDataset,
+    out_dir: Path,
+) -> list[str]:
+    if len(shots) < 2:
+        return []
+    key = next(iter(baselines["templates"]["metrics"]))
+    means = [summary["by_shots"][str(k)][key]["mean"] for k in shots]
+    stds = [summary["by_shots"][str(k)][key]["std"] for k in shots]
+    curve = curve_png(
+        shots,
+        {"learned by prompt tuning": (means, stds)},
+        out_dir / "shots_curve.png",
+        f"prompt tuning, zero-shot on {eval_ds.name} (mean ± std over {len(seeds)} seeds)",
+        "shots per class",
+        key,
+        baselines={name: b["metrics"][key] for name, b in baselines.items()},
+    )
+    return [curve.name]
+
+
+def sweep_table(record: dict[str, Any]) -> Table:
+    keys = list(record["baselines"]["templates"]["metrics"])
+    table = Table(
+        title=f"prompt tuning → zero-shot {record['eval_dataset']} ({record['task']}); "
+        f"K-shot rows: mean ± std over seeds {record['seeds']}"
+    )
+    table.add_column("prompts")
+    for key in keys:
+        table.add_column(key, justify="right")
+        table.add_column("95% CI", justify="right")
+    rows = [("hand-written", "templates"), ("checkpoint", "learned")]
+    rows += [(shot_label(k), shot_label(k)) for k in record["shots"]]
+    for title, suffix in rows:
+        if f"{keys[0]}@{suffix}" not in record["metrics"]:
+            continue
+        cells = []
+        for key in keys:
+            flat = f"{key}@{suffix}"
+            cells += [fmt_mean_std(record["metrics"][flat], record["std"].get(flat)), fmt_ci(record["ci95"].get(flat))]
+        table.add_row(title, *cells)
+    table.add_row("chance", *(c for key in keys for c in (fmt(record["chance"].get(f"{key}@templates")), "")))
+    return table
 
 
 @handle_errors
 def prompt_tune(
     ckpt: Path = typer.Option(..., "--ckpt", help="model.pt written by `umcl pretrain`"),
     dataset: str = typer.Option(..., "--dataset", help="prepared dataset whose train split gives the shots"),
-    shots: int = typer.Option(16, "--shots", help="images per class (K)"),
+    shots: str = typer.Option("16", "--shots", help="images per class (K), one or a list: 1,2,4,8,16"),
+    seeds: str = typer.Option("0", "--seeds", "--seed", help="one seed or a list: 0,1,2"),
     classes: str | None = typer.Option(
         None, "--classes", help="comma-separated (default: the dataset's evaluation classes)"
     ),
-    seed: int = typer.Option(0, "--seed"),
+    eval_dataset: str | None = typer.Option(
+        None,
+        "--eval-dataset",
+        help="multiclass set to evaluate on (default: DATASET if multiclass, else DATASET/5x200)",
+    ),
+    no_eval: bool = typer.Option(False, "--no-eval", help="only learn the prompts"),
     steps: int = typer.Option(200, "--steps", min=1),
     lr: float = typer.Option(2e-3, "--lr"),
     init: str = typer.Option("checkpoint", "--init", help="checkpoint | phrase | random | 'your own words'"),
     n_ctx: int = typer.Option(4, "--n-ctx", help="context length when --init random"),
     csc: bool = typer.Option(False, "--csc", help="class-specific contexts"),
-    out: Path | None = typer.Option(None, "--out", help="output directory (prompts.pt, metrics.jsonl)"),
+    out: Path | None = typer.Option(None, "--out", help="output directory (prompts.pt, metrics.json)"),
     force: bool = typer.Option(False, "--force", help="replace prompts already in --out"),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="bootstrap resamples for 95% CIs (0 = off)"),
     data_root: str | None = typer.Option(None, "--data-root"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="image feature cache (default: beside the ckpt)"),
 ) -> None:
-    """Learn prompt context vectors on frozen encoders; use them with `umcl zeroshot --prompts OUT/prompts.pt`."""
-    run_prompt_tune(
-        ckpt, dataset, shots, classes, seed, steps, lr, 32, init, n_ctx, csc, out, force, data_root=data_root
+    """Learn prompt context vectors on frozen encoders and compare them zero-shot with hand-written prompts.
+
+    Use one set later with `umcl zeroshot --prompts OUT/prompts.pt`.
+    """
+    run_prompt_sweep(
+        ckpt,
+        dataset,
+        parse_list(shots, int, "--shots"),
+        parse_list(seeds, int, "--seeds"),
+        eval_dataset,
+        classes,
+        TuneSettings(steps=steps, lr=lr, init=init, n_ctx=n_ctx, csc=csc),
+        out,
+        force,
+        bootstrap,
+        data_root,
+        cache_dir,
+        evaluate_prompts=not no_eval,
     )

@@ -1,4 +1,4 @@
-"""``umcl retrieve``: image↔text Recall@K on a dataset, or a free-text search over its images."""
+"""``umcl retrieve``: image↔text Recall@K on a dataset, or a search over it by free text or by an image."""
 
 from __future__ import annotations
 
@@ -6,18 +6,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 import typer
 from rich.table import Table
 
-from umcl_cli.cli.common import console, fmt, load_for_eval
+from umcl_cli.cli.common import console, fmt, fmt_ci, load_for_eval
 from umcl_cli.cli.errors import handle_errors
+from umcl_cli.data.manifest import PreparedDataset
 from umcl_cli.data.reports import select_text
+from umcl_cli.data.transforms import load_gray
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation import metrics as M
-from umcl_cli.evaluation.features import encode_image_files, encode_text_list
+from umcl_cli.evaluation.feature_cache import split_features
+from umcl_cli.evaluation.features import encode_text_list, eval_transform
 from umcl_cli.evaluation.outputs import default_out, write_metrics
-from umcl_cli.evaluation.plots import image_grid_png
+from umcl_cli.evaluation.plots import image_grid_png, text_hits_png
+from umcl_cli.model.dual_encoder import DualEncoder
+
+KS = (1, 5, 10)
 
 
 def run_retrieve(
@@ -29,52 +36,116 @@ def run_retrieve(
     out: Path | None = None,
     data_root: str | None = None,
     quiet: bool = False,
+    image: Path | None = None,
+    bootstrap: int = 1000,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """Recall@K both ways; or the top images for ``query`` text; or the top texts for an ``image`` file."""
+    if query is not None and image is not None:
+        raise UsageError("--query and --image search in opposite directions", "pass only one of them")
+    if image is not None and not Path(image).is_file():
+        raise UsageError(f"--image {image}: no such file", "pass the path of a PNG or JPEG image")
     model, payload, ds = load_for_eval(ckpt, dataset, data_root)
     frame = ds.split(split)
-    out_dir = out or default_out(ckpt, "retrieve", ds.name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [ds.image_file(p) for p in frame["image_path"].to_list()]
-    if not paths:
+    if frame.height == 0:
         raise UsageError(f"dataset {ds.name} has no '{split}' rows", "choose another --split")
+    searching = query is not None or image is not None
+    out_dir = out or default_out(ckpt, "search" if searching else "retrieve", ds.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = {"checkpoint": str(ckpt), "dataset": ds.name, "dataset_dir": str(ds.root), "split": split}
     if query is not None:
-        return _search(model, payload, ds, frame, paths, query, top, out_dir, quiet)
+        features = split_features(model, ckpt, ds, split, payload["image_size"], cache_dir=cache_dir)
+        record = {**base, **_text_to_images(model, ds, frame, features, query, top, out_dir, quiet)}
+    elif image is not None:
+        record = {**base, **_image_to_texts(model, payload["image_size"], ds, frame, Path(image), top, out_dir, quiet)}
+    else:
+        record = {**base, **_recall(model, ckpt, payload, ds, frame, split, bootstrap, cache_dir, quiet)}
+    write_metrics(out_dir, "retrieve", record)
+    if not quiet:
+        console.print(f"wrote {out_dir / 'metrics.json'}")
+    return record
+
+
+def _recall(
+    model: DualEncoder,
+    ckpt: Path,
+    payload: dict[str, Any],
+    ds: PreparedDataset,
+    frame: pl.DataFrame,
+    split: str,
+    bootstrap: int,
+    cache_dir: Path | None,
+    quiet: bool,
+) -> dict[str, Any]:
     texts = frame["text"].to_list()
     keep = [i for i, t in enumerate(texts) if t is not None]
     if len(keep) < 2:
         raise UsageError(
             f"dataset {ds.name} split '{split}' has no report texts to retrieve", "use a dataset with reports"
         )
-    images = encode_image_files(model, [paths[i] for i in keep], payload["image_size"])
+    images = split_features(model, ckpt, ds, split, payload["image_size"], cache_dir=cache_dir)[keep]
     captions = encode_text_list(model, [select_text(texts[i], "both") for i in keep])
     labels = frame.select(ds.classes).to_numpy().astype(np.float32)[keep]
-    result = M.retrieval_metrics(images, captions, labels=torch.from_numpy(np.nan_to_num(labels, nan=-9.0)))
+    ranks: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+    result = M.retrieval_metrics(
+        images, captions, ks=KS, labels=torch.from_numpy(np.nan_to_num(labels, nan=-9.0)), ranks_out=ranks
+    )
+    ci = {}
+    if bootstrap:
+        # Query-level bootstrap: pairs are resampled, each query keeps its rank against the full gallery.
+        (r_it, h_it), (r_ti, h_ti) = ranks["image_to_text"], ranks["text_to_image"]
+        ci = M.bootstrap_cis(
+            lambda a, b, c, d: {
+                **M.direction_metrics("image_to_text", a, b, KS),
+                **M.direction_metrics("text_to_image", c, d, KS),
+            },
+            r_it,
+            h_it,
+            r_ti,
+            h_ti,
+            n=bootstrap,
+        )
     n = len(keep)
-    chance = {f"{d}_R@{k}": min(k, n) / n for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)}
-    record = {"checkpoint": str(ckpt), "dataset": ds.name, "split": split, "n": n, "metrics": result, "chance": chance}
-    write_metrics(out_dir, "retrieve", record)
+    chance = {f"{d}_R@{k}": min(k, n) / n for d in ("image_to_text", "text_to_image") for k in KS}
     if not quiet:
         table = Table(title=f"retrieval {ds.name} ({split}, n={n})")
-        for column in ("metric", "image→text", "text→image", "chance"):
+        for column in ("metric", "image→text", "95% CI", "text→image", "95% CI", "chance"):
             table.add_column(column, justify="right")
-        for key in ("R@1", "R@5", "R@10", "median_rank", "mean_rank", "P@1", "P@5", "P@10"):
-            chance_value = chance.get(f"image_to_text_{key}")
+        for key in (*(f"R@{k}" for k in KS), "median_rank", "mean_rank", *(f"P@{k}" for k in KS)):
+            i2t, t2i = f"image_to_text_{key}", f"text_to_image_{key}"
             table.add_row(
-                key, fmt(result.get(f"image_to_text_{key}")), fmt(result.get(f"text_to_image_{key}")), fmt(chance_value)
+                key,
+                fmt(result.get(i2t)),
+                fmt_ci(ci.get(i2t)),
+                fmt(result.get(t2i)),
+                fmt_ci(ci.get(t2i)),
+                fmt(chance.get(i2t)),
             )
         console.print(table)
-        console.print(f"wrote {out_dir / 'metrics.json'}")
-    return record
+    return {"mode": "recall", "n": n, "metrics": result, "ci95": ci, "chance": chance, "plots": []}
 
 
-def _search(model, payload, ds, frame, paths, query, top, out_dir, quiet) -> dict[str, Any]:
+def _findings(ds: PreparedDataset, frame: pl.DataFrame) -> list[str]:
     labels = frame.select(ds.classes).to_numpy()
-    findings = [", ".join(c for c, v in zip(ds.classes, row, strict=True) if v == 1) or "-" for row in labels]
-    images = encode_image_files(model, paths, payload["image_size"])
-    scores = images @ encode_text_list(model, [query])[0]
+    return [", ".join(c for c, v in zip(ds.classes, row, strict=True) if v == 1) or "-" for row in labels]
+
+
+def _text_to_images(
+    model: DualEncoder,
+    ds: PreparedDataset,
+    frame: pl.DataFrame,
+    features: torch.Tensor,
+    query: str,
+    top: int,
+    out_dir: Path,
+    quiet: bool,
+) -> dict[str, Any]:
+    paths = [ds.image_file(p) for p in frame["image_path"].to_list()]
+    findings = _findings(ds, frame)
+    scores = features @ encode_text_list(model, [query])[0]
     best = torch.topk(scores, k=min(top, len(paths)))
     hits = [
-        {"rank": r + 1, "image": str(paths[i]), "score": float(s), "findings": findings[i]}
+        {"rank": r + 1, "score": float(s), "image": str(paths[i]), "findings": findings[i]}
         for r, (s, i) in enumerate(zip(best.values.tolist(), best.indices.tolist(), strict=True))
     ]
     grid = image_grid_png(
@@ -83,7 +154,6 @@ def _search(model, payload, ds, frame, paths, query, top, out_dir, quiet) -> dic
         out_dir / "query_grid.png",
         f"query: {query}",
     )
-    record = {"dataset": ds.name, "query": query, "top": hits, "grid": grid.name}
     if not quiet:
         table = Table(title=f"top {len(hits)} images for: {query}")
         for column in ("rank", "score", "image", "labelled findings"):
@@ -91,8 +161,58 @@ def _search(model, payload, ds, frame, paths, query, top, out_dir, quiet) -> dic
         for h in hits:
             table.add_row(str(h["rank"]), f"{h['score']:.4f}", h["image"], h["findings"])
         console.print(table)
-        console.print(f"wrote {grid}")
-    return record
+    return {"mode": "text-to-image", "query": query, "n": len(paths), "metrics": {}, "top": hits, "plots": [grid.name]}
+
+
+@torch.no_grad()
+def _image_to_texts(
+    model: DualEncoder,
+    image_size: int,
+    ds: PreparedDataset,
+    frame: pl.DataFrame,
+    image: Path,
+    top: int,
+    out_dir: Path,
+    quiet: bool,
+) -> dict[str, Any]:
+    texts, findings = frame["text"].to_list(), _findings(ds, frame)
+    # One entry per distinct report: repeated boilerplate reports would fill the top K with copies.
+    first: dict[str, int] = {}
+    for i, t in enumerate(texts):
+        if t is not None:
+            first.setdefault(select_text(t, "both"), i)
+    if not first:
+        raise UsageError(f"dataset {ds.name} has no report texts to search", "use a dataset with reports")
+    candidates = list(first)
+    pixels = eval_transform(model, image_size)(load_gray(image)).unsqueeze(0).to(model.logit_scale.device)
+    query = model.encode_image(pixels)[0].float().cpu()
+    scores = encode_text_list(model, candidates) @ query
+    best = torch.topk(scores, k=min(top, len(candidates)))
+    hits = [
+        {"rank": r + 1, "score": float(s), "text": candidates[i], "findings": findings[first[candidates[i]]]}
+        for r, (s, i) in enumerate(zip(best.values.tolist(), best.indices.tolist(), strict=True))
+    ]
+    figure = text_hits_png(
+        image,
+        [f"#{h['rank']} {h['score']:.3f}  {h['text']}" for h in hits],
+        out_dir / "image_query.png",
+        f"texts nearest to {image.name}",
+    )
+    if not quiet:
+        table = Table(title=f"top {len(hits)} texts for image {image}")
+        for column in ("rank", "score", "text", "labelled findings"):
+            table.add_column(column)
+        for h in hits:
+            table.add_row(str(h["rank"]), f"{h['score']:.4f}", h["text"], h["findings"])
+        console.print(table)
+    return {
+        "mode": "image-to-text",
+        "image": str(image),
+        "n": len(candidates),
+        "metrics": {},
+        "top": hits,
+        "plots": [figure.name],
+    }
 
 
 @handle_errors
@@ -101,9 +221,14 @@ def retrieve(
     dataset: str = typer.Option(..., "--dataset", help="prepared dataset name or directory"),
     split: str = typer.Option("test", "--split"),
     query: str | None = typer.Option(None, "--query", help="free text: list the best-matching images"),
+    image: Path | None = typer.Option(None, "--image", help="an image file: list the best-matching report texts"),
     top: int = typer.Option(5, "--top", min=1),
     out: Path | None = typer.Option(None, "--out"),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="bootstrap resamples for 95% CIs (0 = off)"),
     data_root: str | None = typer.Option(None, "--data-root"),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="image feature cache (default: beside the ckpt)"),
 ) -> None:
-    """Image→text and text→image Recall@1/5/10 and median rank, or --query TEXT --top K."""
-    run_retrieve(ckpt, dataset, split, query, top, out, data_root)
+    """Image→text and text→image Recall@1/5/10 and median rank, or --query TEXT / --image FILE --top K."""
+    run_retrieve(
+        ckpt, dataset, split, query, top, out, data_root, image=image, bootstrap=bootstrap, cache_dir=cache_dir
+    )

@@ -2,7 +2,7 @@
 
 Full-batch L-BFGS on the binary cross-entropy with an L2 penalty (what scikit-learn's
 ``LogisticRegression`` does per class), fitted for all classes at once; entries with ignored
-labels (NaN) are masked out of the loss.
+labels (NaN) are masked out of the loss. Fractions of the training split are seeded subsamples.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from umcl_cli.errors import UsageError
 
 
 def standardize(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,3 +48,17 @@ def subsample(n: int, fraction: float, seed: int) -> np.ndarray:
     """A seeded ``fraction`` of row indices (at least one row)."""
     k = max(1, round(n * fraction))
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def probe_scores(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor) -> torch.Tensor:
+    """Standardise on the train rows, fit the logistic heads, return sigmoid scores of the test rows."""
+    x_train, x_test = standardize(x_train, x_test)
+    head = fit_logistic(x_train, y_train)
+    with torch.no_grad():
+        return torch.sigmoid(head(x_test))
+
+
+def check_fractions(fractions: list[float]) -> None:
+    for fraction in fractions:
+        if not 0 < fraction <= 1:
+            raise UsageError(f"--fraction {fraction} is outside (0, 1]", "pass fractions such as 0.01,0.1,1.0")

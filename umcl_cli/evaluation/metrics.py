@@ -1,4 +1,4 @@
-"""Pure metric functions: classification, AUROC, retrieval and bootstrap confidence intervals.
+"""Pure metric functions: classification, AUROC, retrieval, bootstrap intervals and seed averages.
 
 Every public function takes torch tensors (numpy arrays are accepted too) and returns plain Python
 floats, lists and dicts, so results can be written straight to JSON.
@@ -11,7 +11,7 @@ to any input outside [0, 1], which saturates large logits into artificial ties a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -193,16 +193,18 @@ def _chunked_ranks(
     return ranks, hits
 
 
-def _direction_metrics(
-    prefix: str, ranks: torch.Tensor, hits: torch.Tensor | None, ks: Sequence[int]
+def direction_metrics(
+    prefix: str, ranks: Array, hits: Array | None, ks: Sequence[int] = (1, 5, 10)
 ) -> dict[str, float]:
-    ranks_np = ranks.cpu().numpy()
+    """R@k, median and mean rank (and P@k with ``hits``) of one direction from 0-based ranks ``[N]``."""
+    ranks_np = np.asarray(_as_tensor(ranks))
     out = {f"{prefix}_R@{k}": float(np.mean(ranks_np < k)) for k in ks}
     # np.median averages the two middle ranks for even N; open_clip floors that, so do we.
     out[f"{prefix}_median_rank"] = float(np.floor(np.median(ranks_np)) + 1)
     out[f"{prefix}_mean_rank"] = float(ranks_np.mean() + 1)
     if hits is not None:
-        out.update({f"{prefix}_P@{k}": hits[:, :k].double().mean().item() for k in ks})
+        hits_np = np.asarray(_as_tensor(hits), dtype=np.float64)
+        out.update({f"{prefix}_P@{k}": float(hits_np[:, :k].mean()) for k in ks})
     return out
 
 
@@ -212,6 +214,7 @@ def retrieval_metrics(
     ks: Sequence[int] = (1, 5, 10),
     chunk_size: int = 1024,
     labels: Array | None = None,
+    ranks_out: dict[str, tuple[torch.Tensor, torch.Tensor | None]] | None = None,
 ) -> dict[str, float]:
     """open_clip-style retrieval metrics for paired features (image i matches text i), in both directions.
 
@@ -228,7 +231,9 @@ def retrieval_metrics(
     capped at N). Memory is O(chunk_size x N): the N x N score matrix is never built. Work runs on
     the features' device (text features and labels are moved there), so CUDA tensors stay on GPU.
 
-    Keys: ``{image_to_text,text_to_image}_{R@k,median_rank,mean_rank[,P@k]}``.
+    Keys: ``{image_to_text,text_to_image}_{R@k,median_rank,mean_rank[,P@k]}``. Pass a dict as
+    ``ranks_out`` to receive each direction's ``(ranks, top-k hits)``, e.g. to bootstrap the metrics
+    over queries with ``direction_metrics``.
     """
     images = torch.as_tensor(image_features).detach()
     texts = torch.as_tensor(text_features).detach().to(images.device)
@@ -250,7 +255,9 @@ def retrieval_metrics(
     out: dict[str, float] = {}
     for prefix, queries, items in (("image_to_text", images, texts), ("text_to_image", texts, images)):
         ranks, hits = _chunked_ranks(queries, items, chunk_size, groups, max_k)
-        out.update(_direction_metrics(prefix, ranks, hits, ks))
+        out.update(direction_metrics(prefix, ranks, hits, ks))
+        if ranks_out is not None:
+            ranks_out[prefix] = (ranks.cpu(), None if hits is None else hits.cpu())
     return out
 
 
@@ -278,6 +285,51 @@ def _defined(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _interval(estimate: Any, values: list[float], n: int, alpha: float) -> dict[str, float | int | None]:
+    low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)]) if values else (None, None)
+    return {
+        "estimate": _defined(estimate),
+        "low": None if low is None else float(low),
+        "high": None if high is None else float(high),
+        "n": n,
+        "skipped": n - len(values),
+    }
+
+
+def bootstrap_cis(
+    metric_fn: Callable[..., Mapping[str, Any]],
+    *arrays: Array,
+    n: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, dict[str, float | int | None]]:
+    """Percentile bootstrap intervals of every value of a dict-valued ``metric_fn(*arrays)``.
+
+    One set of resamples serves all metrics (consistent intervals, one metric computation per
+    resample). Every resample uses the same row indices for all arrays. Resamples where a metric is
+    undefined (None or NaN, e.g. an AUROC drawn with one class only) are skipped for that metric and
+    counted. Per key: ``estimate`` (metric on the full data), ``low``, ``high`` (None if every
+    resample was skipped), ``n`` (resamples drawn) and ``skipped``.
+    """
+    if not arrays:
+        raise ValueError("bootstrap needs at least one array")
+    size = len(arrays[0])
+    if any(len(a) != size for a in arrays):
+        raise ValueError("all arrays must have the same number of rows")
+    if n < 1 or not 0 < alpha < 1:
+        raise ValueError("n must be positive and alpha in (0, 1)")
+    estimate = metric_fn(*arrays)
+    samples: dict[str, list[float]] = {key: [] for key in estimate}
+    rng = np.random.default_rng(seed)
+    for index in _resample_indices(rng, size, n):
+        values = metric_fn(*(_take(a, index) for a in arrays))
+        for key, kept in samples.items():
+            value = _defined(values.get(key))
+            if value is not None:
+                kept.append(value)
+    return {key: _interval(estimate[key], kept, n, alpha) for key, kept in samples.items()}
+
+
 def bootstrap_ci(
     metric_fn: Callable[..., Any],
     *arrays: Array,
@@ -285,31 +337,43 @@ def bootstrap_ci(
     seed: int = 0,
     alpha: float = 0.05,
 ) -> dict[str, float | int | None]:
-    """Percentile bootstrap interval of ``metric_fn(*arrays)``, resampling rows jointly.
+    """Percentile bootstrap interval of a scalar ``metric_fn(*arrays)``; see ``bootstrap_cis``."""
+    return bootstrap_cis(lambda *a: {"value": metric_fn(*a)}, *arrays, n=n, seed=seed, alpha=alpha)["value"]
 
-    Every resample uses the same row indices for all arrays. Resamples where the metric is undefined
-    (None or NaN, e.g. an AUROC drawn with one class only) are skipped and counted. Returns
-    ``estimate`` (metric on the full data), ``low``, ``high`` (None if every resample was skipped),
-    ``n`` (resamples drawn) and ``skipped``.
+
+# --------------------------------------------------------------------------- seeds
+
+
+def seed_average(metric_fn: Callable[..., Mapping[str, Any]]) -> Callable[..., dict[str, float | None]]:
+    """Turn ``metric_fn(scores, *rest)`` into a function of scores stacked over seeds ``[N, S, ...]``.
+
+    The result is the mean over seeds of each metric (None where a seed's value is undefined), so a
+    bootstrap of it resamples test rows jointly for all seeds: the interval of a seed-averaged number.
     """
-    if not arrays:
-        raise ValueError("bootstrap_ci needs at least one array")
-    size = len(arrays[0])
-    if any(len(a) != size for a in arrays):
-        raise ValueError("all arrays must have the same number of rows")
-    if n < 1 or not 0 < alpha < 1:
-        raise ValueError("n must be positive and alpha in (0, 1)")
-    rng = np.random.default_rng(seed)
-    values = []
-    for index in _resample_indices(rng, size, n):
-        value = _defined(metric_fn(*(_take(a, index) for a in arrays)))
-        if value is not None:
-            values.append(value)
-    low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)]) if values else (None, None)
+
+    def averaged(stacked: Array, *rest: Array) -> dict[str, float | None]:
+        per_seed = [metric_fn(stacked[:, s], *rest) for s in range(stacked.shape[1])]
+        out: dict[str, float | None] = {}
+        for key in per_seed[0]:
+            values = [_defined(p[key]) for p in per_seed]
+            out[key] = None if any(v is None for v in values) else float(np.mean(values))
+        return out
+
+    return averaged
+
+
+def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean and population standard deviation (ddof=0, numpy's default) of the defined values."""
+    kept = [float(v) for v in values if _defined(v) is not None]
     return {
-        "estimate": _defined(metric_fn(*arrays)),
-        "low": None if low is None else float(low),
-        "high": None if high is None else float(high),
-        "n": n,
-        "skipped": n - len(values),
+        "mean": float(np.mean(kept)) if kept else None,
+        "std": float(np.std(kept)) if kept else None,
+        "n": len(kept),
+        "values": [_defined(v) for v in values],
     }
+
+
+def mean_of(per_class: Mapping[str, Mapping[str, Any]], names: Sequence[str], key: str = "auroc") -> float | None:
+    """Mean of ``per_class[name][key]`` over ``names`` where it is defined; None if none is."""
+    kept = [per_class[c][key] for c in names if c in per_class and per_class[c][key] is not None]
+    return float(np.mean(kept)) if kept else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,6 +79,61 @@ def image_grid_png(paths: Sequence[Path], captions: Sequence[str], out: Path, ti
         with Image.open(path) as im:
             ax.imshow(im.convert("L"), cmap="gray")
         ax.set_title(caption, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def curve_png(
+    xs: Sequence[float],
+    series: dict[str, tuple[Sequence[float | None], Sequence[float | None]]],
+    out: Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    baselines: dict[str, float | None] | None = None,
+    log_x: bool = True,
+) -> Path:
+    """Lines of mean values with ± std error bars over ``xs``; dashed horizontal lines for baselines.
+
+    Used for the data-efficiency curve (AUROC vs labelled fraction) and prompt tuning (metric vs shots).
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, (means, stds) in series.items():
+        points = [(x, m, s or 0.0) for x, m, s in zip(xs, means, stds, strict=True) if m is not None]
+        if points:
+            px, pm, ps = zip(*points, strict=True)
+            ax.errorbar(px, pm, yerr=ps, marker="o", capsize=3, label=name)
+    for name, value in (baselines or {}).items():
+        if value is not None:
+            ax.axhline(value, linestyle="--", linewidth=0.9, color="grey")
+            ax.annotate(name, (min(xs), value), fontsize=7, va="bottom")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def text_hits_png(image: Path, lines: Sequence[str], out: Path, title: str) -> Path:
+    """The query image beside its ranked texts (image→text search)."""
+    from PIL import Image
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [1, 2]})
+    with Image.open(image) as im:
+        left.imshow(im.convert("L"), cmap="gray")
+    left.axis("off")
+    right.axis("off")
+    wrapped = "\n".join(textwrap.fill(line, 80, subsequent_indent="    ") for line in lines)
+    right.text(0, 1, wrapped, va="top", ha="left", fontsize=7, family="monospace", transform=right.transAxes)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=100)

@@ -1,14 +1,19 @@
-"""Hand-written prompt ensembles and the other prompt sources zero-shot can use.
+"""Hand-written prompt ensembles, and user prompt files, for zero-shot classification.
 
-Ensembles follow the GLoRIA/MedCLIP idea of several phrasings (severity, location, synonym) per
-finding inside a few sentence templates; each class's text embedding is the normalised mean.
+For the CheXpert competition classes (GLoRIA's and MedCLIP's 5x200 classes) each positive prompt
+combines a severity, a subtype and a location phrase, the way GLoRIA and MedCLIP build theirs, inside a
+sentence template; a seeded, fixed-size sample of those combinations keeps the ensemble affordable for
+large text encoders. Every other class uses its own name inside the templates. A class's text
+embedding is the normalised mean of its prompts' embeddings. The phrases below are umcl's own.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from umcl_cli.errors import UsageError
@@ -26,41 +31,67 @@ NEGATIVE_TEMPLATES: tuple[str, ...] = (
     "no evidence of {}",
 )
 
-PHRASES: dict[str, tuple[str, ...]] = {
-    "No Finding": ("no acute cardiopulmonary process", "normal chest radiograph", "the lungs are clear"),
-    "Enlarged Cardiomediastinum": ("enlarged cardiomediastinum", "widened mediastinum", "mediastinal widening"),
-    "Cardiomegaly": ("cardiomegaly", "mild cardiomegaly", "moderate cardiomegaly", "enlarged cardiac silhouette"),
-    "Lung Opacity": ("lung opacity", "airspace opacity", "patchy opacity", "opacities in the lung"),
-    "Lung Lesion": ("lung lesion", "pulmonary nodule", "lung mass"),
-    "Edema": ("pulmonary edema", "mild pulmonary edema", "interstitial edema", "vascular congestion and edema"),
-    "Consolidation": ("consolidation", "focal consolidation", "lobar consolidation", "airspace consolidation"),
-    "Pneumonia": ("pneumonia", "multifocal pneumonia", "infectious process"),
-    "Atelectasis": ("atelectasis", "bibasilar atelectasis", "subsegmental atelectasis", "plate-like atelectasis"),
-    "Pneumothorax": ("pneumothorax", "small pneumothorax", "apical pneumothorax"),
-    "Pleural Effusion": (
-        "pleural effusion",
-        "small pleural effusion",
-        "left pleural effusion",
-        "right pleural effusion",
+# Per class: (severities, subtypes, locations); "" leaves a part out. Subtypes double as the
+# phrases negative prompts deny, so they read well after "no".
+PHRASE_PARTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "Atelectasis": (
+        ("", "mild", "minimal", "moderate"),
+        ("atelectasis", "subsegmental atelectasis", "plate-like atelectasis", "linear atelectasis"),
+        ("", "at the left lung base", "at the right lung base", "at both lung bases", "in the lingula"),
     ),
-    "Pleural Other": ("pleural thickening", "pleural abnormality"),
-    "Fracture": ("fracture", "rib fracture"),
-    "Support Devices": ("support devices", "endotracheal tube", "central venous catheter", "pacemaker"),
-    "Pleural Thickening": ("pleural thickening",),
-    "COVID-19": ("covid-19 pneumonia", "bilateral peripheral opacities"),
+    "Cardiomegaly": (
+        ("", "mild", "moderate", "marked"),
+        ("cardiomegaly", "cardiac enlargement", "enlargement of the cardiac silhouette"),
+        ("",),
+    ),
+    "Consolidation": (
+        ("", "focal", "patchy", "dense"),
+        ("consolidation", "airspace consolidation", "consolidative opacity"),
+        (
+            "",
+            "in the right lower lobe",
+            "in the left lower lobe",
+            "in the right upper lobe",
+            "in the right middle lobe",
+        ),
+    ),
+    "Edema": (
+        ("", "mild", "moderate", "severe"),
+        ("pulmonary edema", "interstitial edema", "perihilar edema", "alveolar edema"),
+        ("", "in both lungs"),
+    ),
+    "Pleural Effusion": (
+        ("", "trace", "small", "moderate", "large"),
+        ("pleural effusion", "layering pleural effusion", "loculated pleural effusion"),
+        ("", "on the left", "on the right", "on both sides"),
+    ),
 }
+# Most positive prompts one class gets; all combinations would be hundreds per class.
+MAX_PROMPTS = 40
+NO_FINDING_NEGATIVES: tuple[str, ...] = ("acute cardiopulmonary abnormality", "abnormal chest radiograph")
 
 
-def class_prompts(name: str) -> list[str]:
-    phrases = PHRASES.get(name, (name.lower(),))
-    return [t.format(p) for t in TEMPLATES for p in phrases]
+def phrase_combinations(name: str) -> list[str]:
+    """Every severity x subtype x location phrase of a class (its lower-cased name if it has no parts)."""
+    if name not in PHRASE_PARTS:
+        return [name.lower()]
+    return [" ".join(w for w in words if w) for words in itertools.product(*PHRASE_PARTS[name])]
+
+
+def class_prompts(name: str, max_prompts: int = MAX_PROMPTS) -> list[str]:
+    """Positive prompts: templates x phrase combinations, a seeded sample of at most ``max_prompts``."""
+    prompts = [t.format(p) for t in TEMPLATES for p in phrase_combinations(name)]
+    if len(prompts) <= max_prompts:
+        return prompts
+    keep = np.random.default_rng(0).choice(len(prompts), size=max_prompts, replace=False)
+    return [prompts[i] for i in sorted(keep)]
 
 
 def negative_prompts(name: str) -> list[str]:
-    phrases = PHRASES.get(name, (name.lower(),))
     if name == "No Finding":  # "no no finding" means nothing; an abnormal study is its negative
-        return ["acute cardiopulmonary abnormality", "abnormal chest radiograph"]
-    return [t.format(p) for t in NEGATIVE_TEMPLATES for p in phrases]
+        return list(NO_FINDING_NEGATIVES)
+    subtypes = PHRASE_PARTS[name][1] if name in PHRASE_PARTS else (name.lower(),)
+    return [t.format(p) for t in NEGATIVE_TEMPLATES for p in subtypes]
 
 
 def load_prompt_file(path: Path, classes: Sequence[str]) -> dict[str, dict[str, list[str]]]:

@@ -1,12 +1,17 @@
 """Zero-shot classification, with the protocol chosen by the dataset's recorded task type.
 
 - multiclass (5x200-style): argmax over class prompts → accuracy, macro-F1, confusion matrix;
-- multilabel: CheXzero's softmax over a positive and a negative prompt per class → AUROC;
+- multilabel: CheXzero's softmax over a positive and a negative prompt per class → per-class AUROC,
+  averaged over all classes (``mean_auroc``) and over the dataset's standard classes
+  (``mean_auroc_eval_classes``; CheXpert: its five competition tasks);
 - binary: the same pair for the one class → AUROC, accuracy, sensitivity, specificity.
+
+``--task`` may ask for another protocol when the data fits it (``check_task``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,8 @@ from umcl_cli.evaluation.plots import confusion_matrix_png, roc_curves_png
 from umcl_cli.evaluation.prompt_sources import ClassTexts
 from umcl_cli.model.dual_encoder import DualEncoder
 
+TASKS = ("multiclass", "multilabel", "binary")
+
 
 def eval_labels(ds: PreparedDataset, split: str, classes: list[str]) -> np.ndarray:
     """Test labels: blank → 0 (not mentioned), uncertain (-1) → NaN (excluded from that class)."""
@@ -30,15 +37,27 @@ def eval_labels(ds: PreparedDataset, split: str, classes: list[str]) -> np.ndarr
     return np.where(raw == -1, np.nan, raw)
 
 
-def single_positive_targets(labels: np.ndarray, ds_name: str) -> np.ndarray:
-    positives = (labels == 1).sum(axis=1)
-    if not (positives == 1).all():
-        bad = int((positives != 1).sum())
+def default_classes(ds: PreparedDataset, task: str) -> list[str]:
+    """Multilabel scores every class (both means are reported); the others use the standard classes."""
+    return list(ds.classes) if task == "multilabel" else ds.eval_classes
+
+
+def check_task(ds: PreparedDataset, task: str, classes: list[str], labels: np.ndarray, split: str) -> None:
+    """Refuse a protocol the data does not fit, before any image is encoded."""
+    if task not in TASKS:
+        raise UsageError(f"--task {task} is not a zero-shot task", f"use one of: {', '.join(TASKS)}")
+    if task == "binary" and len(classes) != 1:
         raise UsageError(
-            f"dataset {ds_name} is marked multiclass but {bad} test rows do not have exactly one positive class",
-            "re-prepare it, or evaluate it as multilabel",
+            f"binary zero-shot needs one class, {ds.name} would score {len(classes)}", "pass --classes NAME"
         )
-    return labels.argmax(axis=1)
+    if task == "multiclass":
+        bad = int(((labels == 1).sum(axis=1) != 1).sum())
+        if bad:
+            raise UsageError(
+                f"multiclass zero-shot does not fit dataset {ds.name} (task: {ds.task}): {bad} of {len(labels)} "
+                f"'{split}' rows do not have exactly one positive among {classes}",
+                "use --task multilabel, or a single-positive set such as a 5x200 subset",
+            )
 
 
 def pair_probability(image_features: torch.Tensor, texts: ClassTexts, scale: float) -> torch.Tensor:
@@ -58,6 +77,39 @@ def zeroshot_scores(
     return encode_image_files(model, paths, image_size), paths
 
 
+def task_scores(model: DualEncoder, image_features: torch.Tensor, texts: ClassTexts, task: str) -> torch.Tensor:
+    """``[N, C]`` class logits (multiclass) or positive-vs-negative prompt probabilities (the others)."""
+    if task == "multiclass":
+        return image_features @ texts.positive.T
+    return pair_probability(image_features, texts, float(model.scale().detach()))
+
+
+def headline_metrics(
+    task: str, classes: list[str], standard: list[str], threshold: float = 0.5
+) -> Callable[[torch.Tensor, torch.Tensor], dict[str, float | None]]:
+    """The task's headline metrics as one function of (scores ``[N, C]``, labels ``[N, C]``), for bootstraps."""
+
+    def multiclass(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
+        r = M.multiclass_metrics(scores, labels.argmax(dim=1), classes)
+        return {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
+
+    def multilabel(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
+        r = M.multilabel_auroc(scores, labels, classes)
+        return {"mean_auroc": r["mean_auroc"], "mean_auroc_eval_classes": M.mean_of(r["per_class"], standard)}
+
+    def binary(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
+        valid = ~torch.isnan(labels[:, 0])
+        r = M.binary_metrics(scores[valid, 0], labels[valid, 0], threshold=threshold)
+        return {k: r[k] for k in ("auroc", "accuracy", "sensitivity", "specificity")}
+
+    return {"multiclass": multiclass, "multilabel": multilabel, "binary": binary}[task]
+
+
+def scored_rows(labels: np.ndarray) -> torch.Tensor:
+    """Rows labelled for at least one class: the others add nothing but noise to a bootstrap."""
+    return torch.from_numpy(~np.isnan(labels).all(axis=1))
+
+
 def evaluate(
     model: DualEncoder,
     image_features: torch.Tensor,
@@ -70,85 +122,57 @@ def evaluate(
     task: str | None = None,
     threshold: float = 0.5,
 ) -> dict[str, Any]:
+    """Score ``image_features`` (rows of ``split``) against ``texts``; every headline metric gets a CI."""
     task = task or ds.task
     labels = eval_labels(ds, split, classes)
-    scale = float(model.scale().detach())
-    plots: list[str] = []
-    if task == "multiclass":
-        targets = single_positive_targets(labels, ds.name)
-        logits = image_features @ texts.positive.T
-        result = M.multiclass_metrics(logits, torch.from_numpy(targets), classes)
-        preds = logits.argmax(dim=1).numpy()
-        headline = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"]}
-        intervals = {}
-        if bootstrap:
-            intervals["accuracy"] = M.bootstrap_ci(lambda p, t: float((p == t).mean()), preds, targets, n=bootstrap)
-            intervals["macro_f1"] = M.bootstrap_ci(
-                lambda lg, t: M.multiclass_metrics(lg, t, classes)["macro_f1"],
-                logits,
-                torch.from_numpy(targets),
-                n=min(bootstrap, 300),
-            )
-        plots.append(
-            confusion_matrix_png(
-                result["confusion_matrix"],
-                classes,
-                out_dir / "confusion_matrix.png",
-                f"zero-shot {ds.name} ({texts.source})",
-            ).name
-        )
-        chance = {"accuracy": 1 / len(classes), "macro_f1": 1 / len(classes)}
-        per_class = result["per_class"]
-        extra = {"confusion_matrix": result["confusion_matrix"]}
-    elif task in ("multilabel", "binary"):
-        probs = pair_probability(image_features, texts, scale)
-        if task == "binary":
-            if len(classes) != 1:
-                raise UsageError(f"binary zero-shot needs one class, {ds.name} has {classes}", "pass --classes NAME")
-            valid = ~np.isnan(labels[:, 0])
-            result = M.binary_metrics(probs[valid, 0], torch.from_numpy(labels[valid, 0]), threshold=threshold)
-            headline = {k: result[k] for k in ("auroc", "accuracy", "sensitivity", "specificity")}
-            per_class = {classes[0]: result}
-            chance = {"auroc": 0.5}
-        else:
-            result = M.multilabel_auroc(probs, torch.from_numpy(labels), classes)
-            headline = {"mean_auroc": result["mean_auroc"]}
-            per_class = result["per_class"]
-            chance = {"mean_auroc": 0.5}
-        intervals = {}
-        if bootstrap:
-            key = "auroc" if task == "binary" else "mean_auroc"
-            fn = (
-                (lambda s, y: M.binary_metrics(s[:, 0], y[:, 0])["auroc"])
-                if task == "binary"
-                else (lambda s, y: M.multilabel_auroc(s, y, classes)["mean_auroc"])
-            )
-            sel = ~np.isnan(labels).all(axis=1)
-            intervals[key] = M.bootstrap_ci(
-                fn, probs[torch.from_numpy(sel)], torch.from_numpy(labels[sel]), n=min(bootstrap, 300)
-            )
-        curves = {}
-        for j, c in enumerate(classes):
-            valid = ~np.isnan(labels[:, j])
-            y = labels[valid, j]
-            if 0 < y.sum() < len(y):
-                fpr, tpr = M.roc_curve_points(probs[valid, j], torch.from_numpy(y))
-                curves[c] = (fpr, tpr, per_class[c]["auroc"])
-        if curves:
-            plots.append(
-                roc_curves_png(curves, out_dir / "roc_curves.png", f"zero-shot {ds.name} ({texts.source})").name
-            )
-        extra = {"threshold": threshold} if task == "binary" else {}
-    else:
-        raise UsageError(f"dataset {ds.name} has unknown task type '{task}'", "re-prepare it with this umcl version")
-    return {
+    check_task(ds, task, classes, labels, split)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    standard = [c for c in ds.eval_classes if c in classes]
+    scores, y = task_scores(model, image_features, texts, task), torch.from_numpy(labels)
+    headline = headline_metrics(task, classes, standard, threshold)
+    rows = scored_rows(labels)
+    result: dict[str, Any] = {
         "task": task,
         "classes": classes,
         "n": len(labels),
-        "metrics": headline,
-        "ci95": intervals,
-        "chance": chance,
-        "per_class": per_class,
-        "plots": plots,
-        **extra,
+        "metrics": headline(scores, y),
+        "ci95": M.bootstrap_cis(headline, scores[rows], y[rows], n=bootstrap) if bootstrap else {},
     }
+    title = f"zero-shot {ds.name} ({texts.source})"
+    if task == "multiclass":
+        full = M.multiclass_metrics(scores, y.argmax(dim=1), classes)
+        plot = confusion_matrix_png(full["confusion_matrix"], classes, out_dir / "confusion_matrix.png", title)
+        result.update(
+            chance={"accuracy": 1 / len(classes), "macro_f1": 1 / len(classes)},
+            per_class=full["per_class"],
+            confusion_matrix=full["confusion_matrix"],
+            plots=[plot.name],
+        )
+        return result
+    if task == "binary":
+        valid = ~torch.isnan(y[:, 0])
+        per_class = {classes[0]: M.binary_metrics(scores[valid, 0], y[valid, 0], threshold=threshold)}
+        result.update(chance={"auroc": 0.5}, per_class=per_class, threshold=threshold)
+    else:
+        per_class = M.multilabel_auroc(scores, y, classes)["per_class"]
+        result.update(chance=dict.fromkeys(result["metrics"], 0.5), per_class=per_class, eval_classes=standard)
+    result["plots"] = _roc_plot(scores, labels, classes, per_class, out_dir, title)
+    return result
+
+
+def _roc_plot(
+    probs: torch.Tensor,
+    labels: np.ndarray,
+    classes: list[str],
+    per_class: dict[str, dict[str, Any]],
+    out_dir: Path,
+    title: str,
+) -> list[str]:
+    curves = {}
+    for j, c in enumerate(classes):
+        valid = ~np.isnan(labels[:, j])
+        y = labels[valid, j]
+        if 0 < y.sum() < len(y):
+            fpr, tpr = M.roc_curve_points(probs[torch.from_numpy(valid), j], torch.from_numpy(y))
+            curves[c] = (fpr, tpr, per_class[c]["auroc"])
+    return [roc_curves_png(curves, out_dir / "roc_curves.png", title).name] if curves else []

@@ -13,9 +13,9 @@ from rich.table import Table
 
 from umcl_cli.cli.common import console, fmt, fmt_ci, load_for_eval
 from umcl_cli.cli.errors import handle_errors
+from umcl_cli.data.images import load_gray
 from umcl_cli.data.manifest import PreparedDataset
 from umcl_cli.data.reports import select_text
-from umcl_cli.data.transforms import load_gray
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation import metrics as M
 from umcl_cli.evaluation.feature_cache import split_features

@@ -28,8 +28,8 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from umcl_cli.data.images import fit_square, to_gray
 from umcl_cli.data.manifest import MANIFEST, PreparedDataset, _atomic_write
-from umcl_cli.data.transforms import fit_square, to_gray
 from umcl_cli.engine.logging import StepProgress
 from umcl_cli.errors import RuntimeFailure
 

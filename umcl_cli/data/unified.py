@@ -19,10 +19,11 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from umcl_cli.data.cache import ImageCache
+from umcl_cli.data.images import load_gray
 from umcl_cli.data.labels import apply_policy, check_canonical, union_classes
 from umcl_cli.data.manifest import PreparedDataset
 from umcl_cli.data.reports import select_text
-from umcl_cli.data.transforms import ImageTransform, load_gray
+from umcl_cli.data.transforms import ImageTransform
 from umcl_cli.errors import UsageError
 from umcl_cli.model.prompt_learner import class_phrase
 

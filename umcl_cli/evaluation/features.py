@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from umcl_cli.data.cache import find_cached
-from umcl_cli.data.transforms import ImageTransform, load_gray
+from umcl_cli.data.images import load_gray
+from umcl_cli.data.transforms import ImageTransform
 from umcl_cli.engine.logging import StepProgress
 from umcl_cli.model.dual_encoder import DualEncoder
 

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from umcl_cli.data.transforms import BatchAugment, ImageTransform, load_gray
+from umcl_cli.data.images import load_gray
+from umcl_cli.data.transforms import BatchAugment, ImageTransform
 from umcl_cli.data.unified import WeightedDistributedSampler
 from umcl_cli.engine.task import TrainTask
 from umcl_cli.engine.trainer import FitResult, fit, split_decay

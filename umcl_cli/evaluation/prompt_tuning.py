@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from umcl_cli.data.images import load_gray
 from umcl_cli.data.manifest import PreparedDataset
-from umcl_cli.data.transforms import BatchAugment, ImageTransform, load_gray
+from umcl_cli.data.transforms import BatchAugment, ImageTransform
 from umcl_cli.data.unified import WeightedDistributedSampler
 from umcl_cli.engine.trainer import FitResult, fit
 from umcl_cli.errors import UsageError

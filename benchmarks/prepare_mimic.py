@@ -34,24 +34,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from umcl_cli.data.manifest import CHEXPERT_CLASSES
+
 CACHE = Path("/tmp/umcl-mimic-bench")
 FULL_IMAGES, FULL_REPORTS, FULL_PATIENTS = 377_110, 227_835, 65_379
-LABELS = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Consolidation",
-    "Edema",
-    "Enlarged Cardiomediastinum",
-    "Fracture",
-    "Lung Lesion",
-    "Lung Opacity",
-    "No Finding",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Pneumonia",
-    "Pneumothorax",
-    "Support Devices",
-)
+LABELS = tuple(sorted(CHEXPERT_CLASSES))  # MIMIC's label files list them alphabetically
 FINDINGS = (
     "The lungs are clear without focal consolidation, pleural effusion or pneumothorax.",
     "Heart size is normal. The mediastinal and hilar contours are unremarkable.",

@@ -23,23 +23,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from umcl_cli.cli.app import app
+from umcl_cli.data.manifest import CHEXPERT_CLASSES
 
-MIMIC_LABELS = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Consolidation",
-    "Edema",
-    "Enlarged Cardiomediastinum",
-    "Fracture",
-    "Lung Lesion",
-    "Lung Opacity",
-    "No Finding",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Pneumonia",
-    "Pneumothorax",
-    "Support Devices",
-)
+MIMIC_LABELS = tuple(sorted(CHEXPERT_CLASSES))  # MIMIC's label files list them alphabetically
 METADATA_HEADER = (
     "dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition,Rows,Columns,StudyDate,"
     "StudyTime,ProcedureCodeSequence_CodeMeaning,ViewCodeSequence_CodeMeaning,"

@@ -136,9 +136,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
 
     a, b, c = make("a", 3), make("b", 3), make("c", 4)
     for first, second in zip(a, b, strict=True):
-        assert (first.root / "manifest.parquet").read_bytes() == (
-            second.root / "manifest.parquet"
-        ).read_bytes()
+        assert (first.root / "manifest.parquet").read_bytes() == (second.root / "manifest.parquet").read_bytes()
         assert first.frame.equals(second.frame)
         assert _image_bytes(first) == _image_bytes(second)
     assert not a[0].frame.equals(c[0].frame)
@@ -148,9 +146,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
 def test_label_sets_restrict_distinct_label_vectors(tmp_path: Path) -> None:
     findings = sample_findings(2000, np.random.default_rng(0), label_sets=6)
     assert len(np.unique(np.nan_to_num(findings.labels, nan=9.0), axis=0)) == 6
-    main, _ = SyntheticDataset().prepare(
-        SyntheticOptions(n=100, per_class=1, size=16, label_sets=3), tmp_path
-    )
+    main, _ = SyntheticDataset().prepare(SyntheticOptions(n=100, per_class=1, size=16, label_sets=3), tmp_path)
     frame = PreparedDataset(main).frame.select(CHEXPERT_CLASSES)
     assert frame.fill_null(9.0).unique().height == 3
 
@@ -227,9 +223,7 @@ def test_cardiomegaly_widens_the_heart() -> None:
     def heart_width(images: np.ndarray) -> np.ndarray:
         # Count columns at heart level brighter than halfway between lung and heart.
         size = images.shape[-1]
-        band = images[:, round(0.6 * size) : round(0.7 * size), round(0.15 * size) : round(0.85 * size)].mean(
-            1
-        )
+        band = images[:, round(0.6 * size) : round(0.7 * size), round(0.15 * size) : round(0.85 * size)].mean(1)
         threshold = (np.percentile(band, 95, axis=1) + np.percentile(band, 5, axis=1)) / 2
         return (band > threshold[:, None]).sum(axis=1)
 

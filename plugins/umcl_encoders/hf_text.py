@@ -145,9 +145,7 @@ def _load_tokenizer(
     if train_tokenizer is not None:
         unknown = sorted(set(train_tokenizer) - {"vocab_size", "min_frequency"})
         if unknown:
-            raise UsageError(
-                f"unknown train_tokenizer option(s) {unknown}", "Use vocab_size and min_frequency"
-            )
+            raise UsageError(f"unknown train_tokenizer option(s) {unknown}", "Use vocab_size and min_frequency")
         if not corpus:
             raise UsageError(
                 "train_tokenizer needs the dataset's texts, but no corpus was given",
@@ -224,9 +222,7 @@ def build_hf_text_encoder(
     tok = _load_tokenizer(model, tokenizer, tokenizer_json, train_tokenizer, corpus)
     missing = [role for role in ("cls", "sep", "pad") if getattr(tok, f"{role}_token_id") is None]
     if missing:
-        raise UsageError(
-            f"the tokenizer has no {', '.join(missing)} token", "Use a BERT- or RoBERTa-style tokenizer"
-        )
+        raise UsageError(f"the tokenizer has no {', '.join(missing)} token", "Use a BERT- or RoBERTa-style tokenizer")
     net = _load_model(model) if model is not None else _model_from_config(config, tok)
     if len(tok) > net.get_input_embeddings().num_embeddings:
         raise UsageError(

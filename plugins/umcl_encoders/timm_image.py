@@ -38,9 +38,7 @@ def _read_checkpoint(path: str, classifier: str | tuple[str, ...] | None) -> dic
     ``strict=False`` whenever it discards a classifier, which would hide a wrong checkpoint.
     """
     if not Path(path).is_file():
-        raise UsageError(
-            f"timm checkpoint_path {path!r} is not a file", "Give the path of a local weights file"
-        )
+        raise UsageError(f"timm checkpoint_path {path!r} is not a file", "Give the path of a local weights file")
     try:
         state_dict = timm.models.load_state_dict(path, weights_only=True)
     except Exception as exc:
@@ -116,9 +114,7 @@ def build_timm_image_encoder(
         kwargs["pretrained_cfg_overlay"] = overlay
     load_weights = pretrained or checkpoint_path is not None
     try:
-        model = timm.create_model(
-            model_name, pretrained=load_weights, num_classes=0, in_chans=in_chans, **kwargs
-        )
+        model = timm.create_model(model_name, pretrained=load_weights, num_classes=0, in_chans=in_chans, **kwargs)
     except TypeError as exc:
         raise UsageError(
             f"timm model {model_name!r} rejects its options: {exc}", "Check model_kwargs against that model"

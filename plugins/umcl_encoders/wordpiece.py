@@ -16,9 +16,7 @@ SPECIAL_TOKENS = {
 }
 
 
-def train_wordpiece(
-    corpus: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2
-) -> PreTrainedTokenizerFast:
+def train_wordpiece(corpus: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> PreTrainedTokenizerFast:
     """Lowercasing WordPiece tokenizer that wraps every text as ``[CLS] … [SEP]``.
 
     Special tokens come first, so ``[PAD]`` is id 0 like in BERT checkpoints.

@@ -155,12 +155,7 @@ def _text_to_images(
         f"query: {query}",
     )
     if not quiet:
-        table = Table(title=f"top {len(hits)} images for: {query}")
-        for column in ("rank", "score", "image", "labelled findings"):
-            table.add_column(column)
-        for h in hits:
-            table.add_row(str(h["rank"]), f"{h['score']:.4f}", h["image"], h["findings"])
-        console.print(table)
+        console.print(_hits_table(f"top {len(hits)} images for: {query}", "image", hits))
     return {"mode": "text-to-image", "query": query, "n": len(paths), "metrics": {}, "top": hits, "plots": [grid.name]}
 
 
@@ -199,12 +194,7 @@ def _image_to_texts(
         f"texts nearest to {image.name}",
     )
     if not quiet:
-        table = Table(title=f"top {len(hits)} texts for image {image}")
-        for column in ("rank", "score", "text", "labelled findings"):
-            table.add_column(column)
-        for h in hits:
-            table.add_row(str(h["rank"]), f"{h['score']:.4f}", h["text"], h["findings"])
-        console.print(table)
+        console.print(_hits_table(f"top {len(hits)} texts for image {image}", "text", hits))
     return {
         "mode": "image-to-text",
         "image": str(image),
@@ -232,3 +222,12 @@ def retrieve(
     run_retrieve(
         ckpt, dataset, split, query, top, out, data_root, image=image, bootstrap=bootstrap, cache_dir=cache_dir
     )
+
+
+def _hits_table(title: str, item: str, hits: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in ("rank", "score", item, "labelled findings"):
+        table.add_column(column)
+    for h in hits:
+        table.add_row(str(h["rank"]), f"{h['score']:.4f}", h[item], h["findings"])
+    return table

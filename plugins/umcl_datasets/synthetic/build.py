@@ -108,9 +108,7 @@ def build_five_by_200(out: Path, options: SyntheticOptions) -> Path:
     return write_prepared(out, frame, info)
 
 
-def _write_images(
-    out: Path, findings: Findings, anatomy: Anatomy, size: int, rng: np.random.Generator
-) -> list[str]:
+def _write_images(out: Path, findings: Findings, anatomy: Anatomy, size: int, rng: np.random.Generator) -> list[str]:
     """Render in batches of about a million pixels and save each image as PNG; returns relative paths."""
     folder = out / "images"
     folder.mkdir(parents=True, exist_ok=True)

@@ -389,9 +389,7 @@ class _Canvas:
         ribs = cage * (0.042 * posterior + 0.022 * np.clip((anterior - 0.6) / 0.4, 0, 1))
         # Clavicles rise from the sternal notch towards the shoulders.
         clavicle_v = -0.58 - 0.45 * au + 0.25 * au**2
-        clavicle = (
-            _ramp(0.03 - np.abs(v - clavicle_v), 0.04) * _ramp(0.72 - au, 0.06) * _ramp(au - 0.08, 0.04)
-        )
+        clavicle = _ramp(0.03 - np.abs(v - clavicle_v), 0.04) * _ramp(0.72 - au, 0.06) * _ramp(au - 0.08, 0.04)
         spine = _ramp(0.07 - np.abs(u - 0.01), 0.03) * _ramp(0.6 - v, 0.2)
         return (ribs + 0.14 * clavicle + 0.05 * spine + 0.16 * callus) * self.body
 

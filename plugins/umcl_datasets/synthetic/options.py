@@ -9,9 +9,7 @@ from umcl_cli.data.plugin import PrepareOptions
 
 class SyntheticOptions(PrepareOptions):
     n: int = Field(3000, ge=50, le=1_000_000, description="Rows in the main dataset (at least 50).")
-    seed: int = Field(
-        0, ge=0, description="Random seed; the same options give identical images and manifests."
-    )
+    seed: int = Field(0, ge=0, description="Random seed; the same options give identical images and manifests.")
     size: int = Field(64, ge=16, le=512, description="Image side in pixels (16-512).")
     label_only_fraction: float = Field(
         0.4,
@@ -27,9 +25,7 @@ class SyntheticOptions(PrepareOptions):
         ge=1,
         description="If set, restrict the main dataset to this many distinct label vectors (ablation).",
     )
-    validate_fraction: float = Field(
-        0.1, ge=0.0, lt=1.0, description="Fraction of rows (by patient) to validate."
-    )
+    validate_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of rows (by patient) to validate.")
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Fraction of rows (by patient) to test.")
 
     @model_validator(mode="after")

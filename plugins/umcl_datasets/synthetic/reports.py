@@ -289,9 +289,7 @@ def write_report(findings: Findings, row: int, rnd: random.Random) -> str:
     return f"FINDINGS: {' '.join(sentences)}\nIMPRESSION: {' '.join(impression)}"
 
 
-def _mention(
-    findings: Findings, row: int, name: str, rnd: random.Random, certain: bool, impression: bool
-) -> str:
+def _mention(findings: Findings, row: int, name: str, rnd: random.Random, certain: bool, impression: bool) -> str:
     col = CLASS_INDEX[name]
     side = int(findings.side[row, col])
     lower = findings.zone[row, col] == LOWER
@@ -348,9 +346,7 @@ def _location(name: str, side: int, lower: bool, rnd: random.Random) -> str:
     which = "right" if side == RIGHT else "left"
     zone = "lower" if lower else "upper"
     base = "base" if lower else "apex"
-    return rnd.choice(
-        (f"in the {which} {zone} lobe", f"at the {which} {base}", f"in the {which} {zone} zone")
-    )
+    return rnd.choice((f"in the {which} {zone} lobe", f"at the {which} {base}", f"in the {which} {zone} zone"))
 
 
 def _device_sentences(findings: Findings, row: int, rnd: random.Random) -> list[str]:

@@ -92,8 +92,8 @@ def run_pretrain(
 ) -> Path:
     recipe = load_recipe(recipe_path, overrides)
     check_plugin_names(recipe)
-    device_pref = recipe.train.device
-    distributed.init_distributed(pick_device(device_pref) if device_pref != "auto" else pick_device("auto"))
+    # The process group first: the training device then follows this process's local rank.
+    distributed.init_distributed(pick_device(recipe.train.device))
     info = distributed.current()
     run_dir = Path(out) if out else Path("runs") / recipe.name
     resume_path = resolve_resume(resume, run_dir)

@@ -36,6 +36,8 @@ def init_distributed(device: torch.device) -> DistInfo:
         return DistInfo()
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per process
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
     return current()
 

@@ -17,6 +17,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -49,9 +50,13 @@ TEMPLATES = (
 )
 
 
-def template_prompts(frame: str, kind: str, index: int) -> dict[str, str]:
+def class_wording(kind: str, index: int) -> dict[str, str]:
     source = TRAINING_PHRASES if kind == "seen" else HELD_OUT_PHRASES
-    return {c: frame.format(source[c][min(index, len(source[c]) - 1)]) for c in CLASSES}
+    return {c: source[c][min(index, len(source[c]) - 1)] for c in CLASSES}
+
+
+def template_prompts(frame: str, kind: str, index: int) -> dict[str, str]:
+    return {c: frame.format(p) for c, p in class_wording(kind, index).items()}
 
 
 def zeroshot_block(ckpt: Path, data_root: Path) -> dict:
@@ -71,8 +76,16 @@ def zeroshot_block(ckpt: Path, data_root: Path) -> dict:
         out["templates"].append(
             {"kind": kind, "example": prompts["Cardiomegaly"], **score(from_text_prompts(model, table, "template"))}
         )
-    if model.prompt_learner is not None:
-        out["learned"] = score(from_learner(model, model.prompt_learner, CLASSES, "learned"))
+    learner = model.prompt_learner
+    if learner is not None:
+        out["learned"] = score(from_learner(model, learner, CLASSES, "learned"))
+        # The learned context in place of the sentence frame, with each template's class wording.
+        sets = [[learner.classes.index(c)] for c in CLASSES]
+        out["learned_wordings"] = []
+        for _, kind, index in TEMPLATES:
+            with torch.no_grad():
+                pos = model.encode_prompts(list(class_wording(kind, index).values()), sets).float()
+            out["learned_wordings"].append({"kind": kind, **score(SimpleNamespace(positive=pos))})
     return out
 
 
@@ -113,33 +126,52 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def spread(values: list[float]) -> tuple[float, float]:
+    return max(values) - min(values), statistics.pstdev(values)
+
+
 def summarise(results: list[dict]) -> str:
-    lines = [
-        "| arm | zero-shot acc (ensemble) | macro-F1 (ensemble) | zero-shot acc (learned) | linear probe AUROC "
-        "| R@5 | templates: mean acc | seen / unseen mean | spread max-min | spread std |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    """Two markdown tables: the headline metrics, then prompt sensitivity."""
+    main = [
+        "| arm | zero-shot acc (hand-written ensemble) | macro-F1 (ensemble) | zero-shot acc (learned prompt) "
+        "| macro-F1 (learned) | linear probe mean AUROC | retrieval R@5 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    sensitivity = [
+        "| arm | 10 templates: mean acc | seen / unseen wording | template spread max-min | template spread std "
+        "| learned prompt over seeds: max-min / std | learned context x 10 wordings: max-min | std |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for arm in ARMS:
         rows = [r for r in results if r["arm"] == arm]
         if not rows:
             continue
         z = [r["zeroshot"] for r in rows]
-        learned = [x["learned"]["accuracy"] for x in z if "learned" in x]
-        tmpl = [[t["accuracy"] for t in x["templates"]] for x in z]
-        seen = [statistics.mean(t["accuracy"] for t in x["templates"] if t["kind"] == "seen") for x in z]
-        unseen = [statistics.mean(t["accuracy"] for t in x["templates"] if t["kind"] == "unseen") for x in z]
-        lines.append(
+        learned = [x["learned"] for x in z if "learned" in x]
+        main.append(
             f"| {arm} | {mean_std([x['ensemble']['accuracy'] for x in z])} "
             f"| {mean_std([x['ensemble']['macro_f1'] for x in z])} "
-            f"| {mean_std(learned) if learned else '-'} "
+            f"| {mean_std([x['accuracy'] for x in learned]) if learned else '-'} "
+            f"| {mean_std([x['macro_f1'] for x in learned]) if learned else '-'} "
             f"| {mean_std([r['linear_probe_mean_auroc'] for r in rows])} "
-            f"| {mean_std([r['retrieval_R@5'] for r in rows])} "
-            f"| {mean_std([statistics.mean(t) for t in tmpl])} "
-            f"| {statistics.mean(seen):.3f} / {statistics.mean(unseen):.3f} "
-            f"| {mean_std([max(t) - min(t) for t in tmpl])} "
-            f"| {mean_std([statistics.pstdev(t) for t in tmpl])} |"
+            f"| {mean_std([r['retrieval_R@5'] for r in rows])} |"
         )
-    return "\n".join(lines)
+        tmpl = [[t["accuracy"] for t in x["templates"]] for x in z]
+        seen = statistics.mean(t["accuracy"] for x in z for t in x["templates"] if t["kind"] == "seen")
+        unseen = statistics.mean(t["accuracy"] for x in z for t in x["templates"] if t["kind"] == "unseen")
+        learned_cells = "- | - | -"
+        if learned:
+            over_seeds = spread([x["accuracy"] for x in learned])
+            wordings = [spread([w["accuracy"] for w in x["learned_wordings"]]) for x in z]
+            learned_cells = (
+                f"{over_seeds[0]:.3f} / {over_seeds[1]:.3f} | {mean_std([w[0] for w in wordings])} "
+                f"| {mean_std([w[1] for w in wordings])}"
+            )
+        sensitivity.append(
+            f"| {arm} | {mean_std([statistics.mean(t) for t in tmpl])} | {seen:.3f} / {unseen:.3f} "
+            f"| {mean_std([spread(t)[0] for t in tmpl])} | {mean_std([spread(t)[1] for t in tmpl])} | {learned_cells} |"
+        )
+    return "\n".join(main) + "\n\n" + "\n".join(sensitivity)
 
 
 def main() -> None:

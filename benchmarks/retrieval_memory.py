@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="number of image-text pairs")
     parser.add_argument("--dim", type=int, default=512, help="feature dimension")
-    parser.add_argument("--chunk-size", type=int, default=4096, help="query rows per score block")
+    parser.add_argument("--chunk-size", type=int, default=1024, help="query rows per score block")
     parser.add_argument("--num-classes", type=int, default=5, help="label classes for the P@k path")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)

@@ -24,6 +24,14 @@ def umcl(*args: str) -> str:
     return result.output
 
 
+def on_model(trained: tuple[Path, Path], command: str, dataset: str, *extra: str) -> str:
+    """Run an evaluation command on the module's trained model and data."""
+    root, run = trained
+    return umcl(
+        command, "--ckpt", str(run / "model.pt"), "--dataset", dataset, "--data-root", str(root / "data"), *extra
+    )
+
+
 def tiny_args(*extra: str) -> list[str]:
     return [a for s in [*TINY, *extra] for a in ("--set", s)]
 
@@ -67,21 +75,9 @@ def test_model_pt_alone_rebuilds_the_model_with_weights_only(trained) -> None:
 
 
 def test_zeroshot_picks_multiclass_for_the_5x200_split(trained) -> None:
-    root, run = trained
+    root, _ = trained
     out = root / "zs-mc"
-    umcl(
-        "zeroshot",
-        "--ckpt",
-        str(run / "model.pt"),
-        "--dataset",
-        "synthetic/5x200",
-        "--data-root",
-        str(root / "data"),
-        "--out",
-        str(out),
-        "--bootstrap",
-        "50",
-    )
+    on_model(trained, "zeroshot", "synthetic/5x200", "--out", str(out), "--bootstrap", "50")
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["task"] == "multiclass" and doc["prompts"] == "learned"
     assert 0 <= doc["metrics"]["accuracy"] <= 1 and doc["n"] == 40
@@ -91,23 +87,9 @@ def test_zeroshot_picks_multiclass_for_the_5x200_split(trained) -> None:
 
 
 def test_zeroshot_picks_multilabel_for_the_main_test_split(trained) -> None:
-    root, run = trained
+    root, _ = trained
     out = root / "zs-ml"
-    umcl(
-        "zeroshot",
-        "--ckpt",
-        str(run / "model.pt"),
-        "--dataset",
-        "synthetic",
-        "--data-root",
-        str(root / "data"),
-        "--out",
-        str(out),
-        "--prompts",
-        "templates",
-        "--bootstrap",
-        "20",
-    )
+    on_model(trained, "zeroshot", "synthetic", "--out", str(out), "--prompts", "templates", "--bootstrap", "20")
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["task"] == "multilabel" and doc["prompts"] == "templates"
     assert set(doc["per_class"]) == set(doc["classes"])
@@ -115,33 +97,15 @@ def test_zeroshot_picks_multilabel_for_the_main_test_split(trained) -> None:
 
 
 def test_prompt_tune_then_zeroshot_with_the_learned_file(trained) -> None:
-    root, run = trained
+    root, _ = trained
     out = root / "pt"
-    umcl(
-        "prompt-tune",
-        "--ckpt",
-        str(run / "model.pt"),
-        "--dataset",
-        "synthetic",
-        "--data-root",
-        str(root / "data"),
-        "--shots",
-        "2",
-        "--steps",
-        "4",
-        "--out",
-        str(out),
-    )
+    on_model(trained, "prompt-tune", "synthetic", "--shots", "2", "--steps", "4", "--out", str(out))
     assert (out / "prompts.pt").is_file()
     zs = root / "zs-pt"
-    umcl(
+    on_model(
+        trained,
         "zeroshot",
-        "--ckpt",
-        str(run / "model.pt"),
-        "--dataset",
         "synthetic/5x200",
-        "--data-root",
-        str(root / "data"),
         "--prompts",
         str(out / "prompts.pt"),
         "--out",
@@ -154,54 +118,18 @@ def test_prompt_tune_then_zeroshot_with_the_learned_file(trained) -> None:
 
 
 def test_linear_probe_and_retrieval(trained) -> None:
-    root, run = trained
+    root, _ = trained
     lp = root / "lp"
-    umcl(
-        "linear-probe",
-        "--ckpt",
-        str(run / "model.pt"),
-        "--dataset",
-        "synthetic",
-        "--data-root",
-        str(root / "data"),
-        "--fraction",
-        "0.5",
-        "--out",
-        str(lp),
-        "--bootstrap",
-        "20",
-    )
+    on_model(trained, "linear-probe", "synthetic", "--fraction", "0.5", "--out", str(lp), "--bootstrap", "20")
     doc = json.loads((lp / "metrics.json").read_text())
     assert doc["fraction"] == 0.5 and doc["metrics"]["mean_auroc"] is not None
     rt = root / "rt"
-    umcl(
-        "retrieve",
-        "--ckpt",
-        str(run / "model.pt"),
-        "--dataset",
-        "synthetic",
-        "--data-root",
-        str(root / "data"),
-        "--out",
-        str(rt),
-    )
+    on_model(trained, "retrieve", "synthetic", "--out", str(rt))
     doc = json.loads((rt / "metrics.json").read_text())
     for key in ("image_to_text_R@1", "image_to_text_R@5", "text_to_image_R@10", "image_to_text_median_rank"):
         assert key in doc["metrics"]
-    output = umcl(
-        "retrieve",
-        "--ckpt",
-        str(run / "model.pt"),
-        "--dataset",
-        "synthetic",
-        "--data-root",
-        str(root / "data"),
-        "--query",
-        "moderate left pleural effusion",
-        "--top",
-        "3",
-        "--out",
-        str(rt),
+    output = on_model(
+        trained, "retrieve", "synthetic", "--query", "moderate left pleural effusion", "--top", "3", "--out", str(rt)
     )
     assert "top 3 images" in output and (rt / "query_grid.png").is_file()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+from umcl_cli.data.plugin import DatasetPlugin
 
 from .build import build
 from .options import ChestXray14Options
@@ -16,10 +16,10 @@ from .options import ChestXray14Options
 __all__ = ["ChestXray14Dataset", "ChestXray14Options"]
 
 
-class ChestXray14Dataset(DatasetPlugin):
+class ChestXray14Dataset(DatasetPlugin[ChestXray14Options]):
     name = "chestxray14"
     summary = "NIH ChestX-ray14: frontal images with 14 findings, the official test list, no reports"
     Options = ChestXray14Options
 
-    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
-        return [build(ChestXray14Options.model_validate(options.model_dump()), Path(out))]
+    def prepare(self, options: ChestXray14Options, out: Path) -> list[Path]:
+        return [build(options, out)]

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from umcl_cli.data.manifest import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, write_prepared
-from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+from umcl_cli.data.plugin import DatasetPlugin
 from umcl_cli.errors import UsageError
 
 from .options import Chexpert5x200Options
@@ -26,13 +26,12 @@ from .tables import read_table
 _OTHERS = [c for c in CHEXPERT_CLASSES if c != "No Finding"]
 
 
-class Chexpert5x200Dataset(DatasetPlugin):
+class Chexpert5x200Dataset(DatasetPlugin[Chexpert5x200Options]):
     name = "chexpert-5x200"
     summary = "GLoRIA's CheXpert 5x200 zero-shot test set (one competition class per image), seeded"
     Options = Chexpert5x200Options
 
-    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
-        opts = Chexpert5x200Options.model_validate(options.model_dump())
+    def prepare(self, opts: Chexpert5x200Options, out: Path) -> list[Path]:
         root, folder = locate(opts)
         train = read_table(root, folder, "train.csv").with_columns(pl.col(_OTHERS).fill_null(0.0))
         selected = select(train, opts.per_class, opts.seed)

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from umcl_cli.data.manifest import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, PreparedDataset, write_prepared
-from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+from umcl_cli.data.plugin import DatasetPlugin
 from umcl_cli.errors import UsageError
 
 from ..common.split import group_split
@@ -24,13 +24,12 @@ from .source import existing, locate, manifest_columns
 from .tables import read_table
 
 
-class ChexpertDataset(DatasetPlugin):
+class ChexpertDataset(DatasetPlugin[ChexpertOptions]):
     name = "chexpert"
     summary = "CheXpert v1.0 (small or full): train.csv for training, valid.csv as the test set; labels only"
     Options = ChexpertOptions
 
-    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
-        opts = ChexpertOptions.model_validate(options.model_dump())
+    def prepare(self, opts: ChexpertOptions, out: Path) -> list[Path]:
         root, folder = locate(opts)
         train = read_table(root, folder, "train.csv")
         train = train.with_columns(

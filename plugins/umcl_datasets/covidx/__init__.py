@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+from umcl_cli.data.plugin import DatasetPlugin
 
 from .build import build
 from .options import COVIDxOptions
@@ -16,10 +16,10 @@ from .options import COVIDxOptions
 __all__ = ["COVIDxDataset", "COVIDxOptions"]
 
 
-class COVIDxDataset(DatasetPlugin):
+class COVIDxDataset(DatasetPlugin[COVIDxOptions]):
     name = "covidx"
     summary = "COVIDx CXR: No Finding / Pneumonia / COVID-19 (or binary COVID-19), published test list"
     Options = COVIDxOptions
 
-    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
-        return [build(COVIDxOptions.model_validate(options.model_dump()), Path(out))]
+    def prepare(self, options: COVIDxOptions, out: Path) -> list[Path]:
+        return [build(options, out)]

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from umcl_cli.data.manifest import SPLITS, write_prepared
-from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+from umcl_cli.data.plugin import DatasetPlugin
 from umcl_cli.errors import UsageError
 
 from ..common.checks import check_columns, check_images, refuse_escaping
@@ -25,13 +25,12 @@ _SPLIT_NAMES = {"val": "validate", "valid": "validate", "validation": "validate"
 _FIX = "pass the column names exactly as the table's header spells them"
 
 
-class CsvDataset(DatasetPlugin):
+class CsvDataset(DatasetPlugin[CsvOptions]):
     name = "csv"
     summary = "Any CSV / TSV / Parquet table of image paths with optional text and labels"
     Options = CsvOptions
 
-    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
-        opts = CsvOptions.model_validate(options.model_dump())
+    def prepare(self, opts: CsvOptions, out: Path) -> list[Path]:
         table = read_table(opts.file)
         source = opts.file.name
         columns = [opts.image_column, *opts.labels()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+from umcl_cli.data.plugin import DatasetPlugin
 
 from .build import build
 from .options import IUXrayOptions
@@ -16,10 +16,10 @@ from .options import IUXrayOptions
 __all__ = ["IUXrayDataset", "IUXrayOptions"]
 
 
-class IUXrayDataset(DatasetPlugin):
+class IUXrayDataset(DatasetPlugin[IUXrayOptions]):
     name = "iuxray"
     summary = "IU X-ray (Open-i): frontal and lateral images with findings/impression and MeSH labels"
     Options = IUXrayOptions
 
-    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
-        return [build(IUXrayOptions.model_validate(options.model_dump()), Path(out))]
+    def prepare(self, options: IUXrayOptions, out: Path) -> list[Path]:
+        return [build(options, out)]

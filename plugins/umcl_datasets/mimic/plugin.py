@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from umcl_cli.data.manifest import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, write_prepared
-from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+from umcl_cli.data.plugin import DatasetPlugin
 from umcl_cli.errors import UsageError
 
 from ..common.checks import decide_missing, list_present, refuse_escaping
@@ -25,13 +25,12 @@ SOURCE = "mimic-cxr"
 WHAT = "the MIMIC-CXR-JPG folder holding files/ and mimic-cxr-2.0.0-metadata.csv.gz"
 
 
-class MimicDataset(DatasetPlugin):
+class MimicDataset(DatasetPlugin[MimicOptions]):
     name = "mimic"
     summary = "MIMIC-CXR-JPG 2.0.0 images with CheXpert (or NegBio) labels and MIMIC-CXR report sections"
     Options = MimicOptions
 
-    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
-        opts = MimicOptions.model_validate(options.model_dump())
+    def prepare(self, opts: MimicOptions, out: Path) -> list[Path]:
         root = resolve_root("mimic", opts.root, WHAT)
         source = reports_source(opts.reports.expanduser().resolve() if opts.reports else root)
         tables = table_files(root, opts.labeler)

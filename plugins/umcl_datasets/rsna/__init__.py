@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+from umcl_cli.data.plugin import DatasetPlugin
 from umcl_datasets.public import HeldOutOptions
 
 from .build import build
@@ -16,10 +16,10 @@ from .build import build
 __all__ = ["RSNADataset"]
 
 
-class RSNADataset(DatasetPlugin):
+class RSNADataset(DatasetPlugin[HeldOutOptions]):
     name = "rsna"
     summary = "RSNA Pneumonia Detection (stage 2 train): DICOM images, binary Pneumonia label"
     Options = HeldOutOptions
 
-    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
-        return [build(HeldOutOptions.model_validate(options.model_dump()), Path(out))]
+    def prepare(self, options: HeldOutOptions, out: Path) -> list[Path]:
+        return [build(options, out)]

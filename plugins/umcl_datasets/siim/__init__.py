@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+from umcl_cli.data.plugin import DatasetPlugin
 from umcl_datasets.public import HeldOutOptions
 
 from .build import build
@@ -16,10 +16,10 @@ from .build import build
 __all__ = ["SIIMDataset"]
 
 
-class SIIMDataset(DatasetPlugin):
+class SIIMDataset(DatasetPlugin[HeldOutOptions]):
     name = "siim"
     summary = "SIIM-ACR Pneumothorax (train): DICOM images, binary Pneumothorax label from the masks"
     Options = HeldOutOptions
 
-    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
-        return [build(HeldOutOptions.model_validate(options.model_dump()), Path(out))]
+    def prepare(self, options: HeldOutOptions, out: Path) -> list[Path]:
+        return [build(options, out)]

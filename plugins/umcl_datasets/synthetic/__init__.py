@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from umcl_cli.data.plugin import DatasetPlugin, PrepareOptions
+from umcl_cli.data.plugin import DatasetPlugin
 
 from .build import build_five_by_200, build_main
 from .images import render_images
@@ -29,13 +29,12 @@ __all__ = [
 ]
 
 
-class SyntheticDataset(DatasetPlugin):
+class SyntheticDataset(DatasetPlugin[SyntheticOptions]):
     name = "synthetic"
     summary = "Generated chest X-rays with reports and CheXpert labels, plus a 5x200-style test set"
     Options = SyntheticOptions
 
-    def prepare(self, options: PrepareOptions, out: Path) -> list[Path]:
+    def prepare(self, opts: SyntheticOptions, out: Path) -> list[Path]:
         """Write the main dataset to ``out`` and the 5x200-style set to ``out/5x200``."""
-        opts = SyntheticOptions.model_validate(options.model_dump())
         out = Path(out)
         return [build_main(out, opts), build_five_by_200(out / "5x200", opts)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from e2e_helpers import TINY_BERT
 
 from umcl_cli.data.manifest import CHEXPERT_CLASSES
 from umcl_cli.model.dual_encoder import DualEncoder
@@ -23,17 +24,6 @@ CORPUS = [
     "no finding. normal chest radiograph.",
     "right lower lobe consolidation concerning for pneumonia",
 ] * 5
-
-TINY_BERT = {
-    "model_type": "bert",
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-    "hidden_dropout_prob": 0.0,
-    "attention_probs_dropout_prob": 0.0,
-}
 
 
 @pytest.fixture

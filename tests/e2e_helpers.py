@@ -8,6 +8,18 @@ from umcl_datasets.synthetic import SyntheticDataset
 
 RECIPES = Path(__file__).parents[1] / "recipes"
 
+# A 2-layer BERT small enough for unit tests; no dropout, so train and eval modes agree.
+TINY_BERT = {
+    "model_type": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+}
+
 # The demo recipe, shrunk: same plugins, narrower models, 32 px, a handful of steps.
 TINY = [
     "data.image_size=32",

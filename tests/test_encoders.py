@@ -11,6 +11,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from e2e_helpers import TINY_BERT
 from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
@@ -22,14 +23,6 @@ TINY_RESNET = {"model_name": "resnet18", "model_kwargs": {"channels": [16, 32, 6
 TINY_VIT = {
     "model_name": "vit_tiny_patch16_224",
     "model_kwargs": {"depth": 2, "embed_dim": 64, "num_heads": 2},
-}
-TINY_BERT = {
-    "model_type": "bert",
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
 }
 CORPUS = [
     "There is a small left pleural effusion.",

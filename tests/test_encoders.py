@@ -134,6 +134,21 @@ def test_timm_normalization_collapses_rgb_stats() -> None:
     assert rgb_mean == pytest.approx((0.485, 0.456, 0.406))
 
 
+def test_timm_per_image_input_norm_ignores_exposure_and_travels_in_the_spec() -> None:
+    torch.manual_seed(0)
+    enc = build_timm_image_encoder(
+        "resnet18", in_chans=1, image_size=32, model_kwargs={"channels": [8, 8, 16, 16]}, input_norm="per_image"
+    ).eval()
+    images = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(enc(images * 2.5 - 0.7), enc(images), atol=1e-4)
+        rebuilt = build_timm_image_encoder(**enc.rebuild_spec()).eval()
+        rebuilt.load_state_dict(enc.state_dict())
+        assert torch.equal(rebuilt(images), enc(images))
+    with pytest.raises(UsageError, match="input_norm"):
+        build_timm_image_encoder("resnet18", input_norm="minmax")
+
+
 def test_timm_offline_pretrained_and_unknown_names_are_usage_errors() -> None:
     start = time.monotonic()
     with pytest.raises(UsageError) as raised:

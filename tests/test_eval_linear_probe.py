@@ -1,4 +1,5 @@
-"""Linear probe over fractions and seeds, the feature cache, and fine-tuning through the engine."""
+"""Linear probe over fractions and seeds, its protocols, nested stratified fractions, the feature cache,
+and fine-tuning through the engine."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from umcl_cli.cli.linear_probe import run_linear_probe
 from umcl_cli.cli.pretrain import run_pretrain
 from umcl_cli.evaluation import feature_cache, finetune
 from umcl_cli.evaluation.finetune import FinetuneConfig, FinetuneObjective
+from umcl_cli.evaluation.linear_probe import L2_GRID, clip_probe, nested_subsets
 
 runner = CliRunner()
 
@@ -74,9 +76,9 @@ def test_feature_cache_hit_avoids_re_encoding(trained, tmp_path: Path, monkeypat
     monkeypatch.setattr(feature_cache, "encode_image_files", counting)
     kwargs = {"bootstrap": 0, "data_root": str(root / "data"), "quiet": True, "cache_dir": tmp_path / "cache"}
     first = run_linear_probe(ckpt, "synthetic", [0.5, 1.0], 0, out=tmp_path / "a", **kwargs)
-    assert len(encoded) == 2  # the train and the test split, once each for both fractions
+    assert len(encoded) == 3  # the train, validate and test split, once each for both fractions
     second = run_linear_probe(ckpt, "synthetic", [0.5, 1.0], 0, out=tmp_path / "b", **kwargs)
-    assert len(encoded) == 2  # all from the cache
+    assert len(encoded) == 3  # all from the cache
     assert second["metrics"] == first["metrics"]
     # Another checkpoint file (other bytes) must not read the first one's features.
     other = tmp_path / "other.pt"
@@ -84,7 +86,7 @@ def test_feature_cache_hit_avoids_re_encoding(trained, tmp_path: Path, monkeypat
     payload["recipe_hash"] = "changed"
     torch.save(payload, other)
     run_linear_probe(other, "synthetic", 1.0, 0, out=tmp_path / "c", **kwargs)
-    assert len(encoded) == 4
+    assert len(encoded) == 6
 
 
 @pytest.mark.parametrize("fractions", ["0.1,0", "0.5,1.5", "-0.2"])
@@ -130,3 +132,58 @@ def test_finetune_trains_the_encoder_through_the_engine(trained, monkeypatch: py
     assert doc["mode"] == "finetune" and doc["finetune"]["steps"] == 2
     assert doc["metrics"]["mean_auroc"] is not None and set(doc["ci95"]) == set(doc["metrics"])
     assert all(r["steps"] == 2 for r in doc["runs"])
+
+
+def test_probe_records_the_protocol_and_the_chosen_l2(trained) -> None:
+    root, ckpt = trained
+    kwargs = {"bootstrap": 5, "data_root": str(root / "data"), "quiet": True}
+    doc = run_linear_probe(ckpt, "synthetic", [0.5, 1.0], 0, out=root / "lp-clip", bootstrap_seed=3, **kwargs)
+    assert doc["protocol"] == "clip" and doc["l2"]["selection"] == "validation sweep"
+    assert doc["val_split"] == "validate" and doc["bootstrap"] == {
+        "resamples": 5,
+        "seed": 3,
+        "unit": "patient",
+        "level": 0.95,
+    }
+    for run in doc["runs"]:
+        assert len(run["l2_sweep"]) == len(L2_GRID) and run["l2"] in L2_GRID
+        best = max(v for v in run["l2_sweep"].values() if v is not None)
+        assert run["val_mean_auroc"] == best
+    fixed = run_linear_probe(ckpt, "synthetic", 1.0, 0, out=root / "lp-fixed", l2=1e-3, **kwargs)
+    assert fixed["l2"] == {"selection": "fixed", "value": 1e-3, "grid": None} and fixed["runs"][0]["l2"] == 1e-3
+    gloria = run_linear_probe(ckpt, "synthetic", 1.0, 0, out=root / "lp-gloria", protocol="gloria", **kwargs)
+    assert gloria["protocol"] == "gloria" and gloria["runs"][0]["best_epoch"] >= 1
+    assert gloria["metrics"]["mean_auroc"] is not None
+
+
+def test_an_unknown_protocol_is_refused(trained) -> None:
+    root, ckpt = trained
+    result = probe(root, ckpt, "--protocol", "simclr")
+    assert result.exit_code == 2 and "use one of: clip, gloria" in result.output
+    result = probe(root, ckpt, "--protocol", "gloria", "--l2", "1e-3")
+    assert result.exit_code == 2 and "--l2 0.001 needs --protocol clip" in result.output
+
+
+def test_fractions_are_nested_and_keep_a_positive_of_every_class() -> None:
+    rng = np.random.default_rng(0)
+    labels = (rng.random((2000, 4)) < [0.3, 0.1, 0.02, 0.005]).astype(np.float32)
+    labels[rng.random(2000) < 0.1, 0] = np.nan
+    for seed in range(10):
+        subsets = nested_subsets(labels, [0.01, 0.1, 1.0], seed)
+        small, mid, full = subsets[0.01], subsets[0.1], subsets[1.0]
+        assert set(small) <= set(mid) <= set(full) and len(full) == 2000
+        assert len(small) == 20 and len(mid) == 200
+        assert (np.nansum(labels[small] == 1, axis=0) >= 1).all()  # the 0.5 % class too
+        # Stratified: the 10 % subset's prevalence of the 30 % class stays close to it.
+        assert abs(np.nanmean(labels[mid, 0]) - np.nanmean(labels[:, 0])) < 0.03
+    assert not np.array_equal(nested_subsets(labels, [0.1], 0)[0.1], nested_subsets(labels, [0.1], 1)[0.1])
+
+
+def test_the_l2_sweep_picks_the_best_validation_auroc() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 20, generator=gen)
+    y = (x[:, :2] + 0.5 * torch.randn(300, 2, generator=gen) > 0).double()
+    fit = clip_probe(x[:150], y[:150], x[250:], x[150:250], y[150:250], grid=(1e-4, 1e-1, 1e2))
+    assert set(fit.sweep) == {"0.0001", "0.1", "100"}
+    assert fit.val_mean_auroc == max(fit.sweep.values()) and fit.sweep[f"{fit.l2:g}"] == fit.val_mean_auroc
+    assert fit.scores.shape == (50, 2)

@@ -122,6 +122,11 @@ def test_recall_gives_every_metric_a_ci(runs) -> None:
     _, dirs = runs
     doc = json.loads((dirs[0] / "eval" / "retrieve" / "metrics.json").read_text())
     assert doc["mode"] == "recall" and set(doc["ci95"]) == set(doc["metrics"])
+    # Both Recall@K families, the report-level one over fewer (merged) items; patients resampled.
+    for direction in ("image_to_text", "text_to_image"):
+        assert {f"{direction}_R@1", f"{direction}_report_R@1", f"{direction}_report_median_rank"} <= set(doc["metrics"])
+    assert 1 < doc["n_report_items"] <= doc["n"]
+    assert doc["bootstrap"] == {"resamples": 10, "seed": 0, "unit": "patient", "level": 0.95}
 
 
 def test_image_search_ranks_report_texts_and_writes_a_record(runs) -> None:
@@ -146,7 +151,7 @@ def test_image_search_ranks_report_texts_and_writes_a_record(runs) -> None:
     )
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "metrics.json").read_text())
-    assert doc["schema_version"] == 1 and doc["command"] == "retrieve" and doc["mode"] == "image-to-text"
+    assert doc["schema_version"] == 2 and doc["command"] == "retrieve" and doc["mode"] == "image-to-text"
     assert [h["rank"] for h in doc["top"]] == [1, 2, 3] and doc["metrics"] == {}
     assert (out / doc["plots"][0]).is_file()
     # Independently: cosine of the image embedding with every distinct report text of the split.

@@ -1,4 +1,5 @@
-"""Zero-shot protocols and prompt-tuning sweeps on a tiny trained model, checked against sklearn/numpy."""
+"""Zero-shot protocols, prompt sensitivity and prompt-tuning sweeps on a tiny trained model, checked
+against sklearn/numpy."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from e2e_helpers import RECIPES, TINY, prepare_tiny
 from sklearn.metrics import roc_auc_score
@@ -16,6 +18,7 @@ from umcl_cli.cli.app import app
 from umcl_cli.cli.pretrain import run_pretrain
 from umcl_cli.data.manifest import CHEXPERT_COMPETITION
 from umcl_cli.data.resolve import resolve_dataset
+from umcl_cli.evaluation import prompt_tuning
 from umcl_cli.evaluation.features import encode_image_files
 from umcl_cli.evaluation.prompt_sources import hand_written
 from umcl_cli.evaluation.zeroshot import pair_probability
@@ -156,3 +159,95 @@ def test_prompt_tune_needs_a_multiclass_set_to_evaluate_on(trained, tmp_path: Pa
         shutil.copy(root / "data" / "synthetic" / name, bare / name)
     result = invoke("prompt-tune", "--ckpt", str(ckpt), "--dataset", str(bare), "--shots", "1")
     assert_one_line_error(result, "has no 5x200 subset", "--eval-dataset")
+
+
+def test_bootstrap_seed_and_unit_are_recorded_and_change_the_interval(trained) -> None:
+    root, ckpt = trained
+    docs = []
+    for seed in ("1", "2"):
+        out = root / f"zs-seed{seed}"
+        args = ("--dataset", "synthetic", "--bootstrap", "30", "--bootstrap-seed", seed, "--out", str(out))
+        assert zeroshot(root, ckpt, *args).exit_code == 0
+        docs.append(json.loads((out / "metrics.json").read_text()))
+    assert docs[0]["bootstrap"] == {"resamples": 30, "seed": 1, "unit": "patient", "level": 0.95}
+    assert docs[0]["metrics"] == docs[1]["metrics"] and docs[0]["ci95"] != docs[1]["ci95"]
+    result = zeroshot(root, ckpt, "--dataset", "synthetic", "--bootstrap-unit", "ward")
+    assert_one_line_error(result, "--bootstrap-unit ward is not a unit", "auto, patient, study, image")
+
+
+def test_sensitivity_scores_every_style_and_places_the_learned_prompts(trained) -> None:
+    root, ckpt = trained
+    out = root / "zs-sens"
+    result = zeroshot(root, ckpt, "--dataset", "synthetic/5x200", "--sensitivity", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "prompt sensitivity" in result.output and "range (max − min)" in result.output
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["mode"] == "sensitivity" and len(doc["styles"]) >= 10
+    accuracies = [s["metrics"]["accuracy"] for s in doc["styles"].values()]
+    spread = doc["spread"]["accuracy"]
+    assert spread["range"] == pytest.approx(max(accuracies) - min(accuracies))
+    assert spread["std"] == pytest.approx(np.std(accuracies))
+    assert set(doc["compared"]) == {"templates", "learned"}  # the demo checkpoint has a prompt learner
+    learned = doc["compared"]["learned"]["standing"]["accuracy"]
+    assert learned["beats"] == sum(a < learned["value"] for a in accuracies) and learned["of"] == len(accuracies)
+    assert doc["styles"]["synonym"]["prompts"]["Atelectasis"]["positive"] == ["collapsed lung tissue"]
+    assert (out / "prompt_sensitivity.png").is_file()
+
+
+def test_sensitivity_reads_a_styles_file(trained, tmp_path: Path) -> None:
+    root, ckpt = trained
+    styles = tmp_path / "styles.yaml"
+    styles.write_text("terse:\n  positive: '{}'\nreport:\n  positive: 'the study shows {}'\n  wording: synonym\n")
+    out = tmp_path / "sens"
+    args = ("--dataset", "synthetic/5x200", "--sensitivity", "--styles", str(styles), "--out", str(out))
+    assert zeroshot(root, ckpt, *args).exit_code == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    assert list(doc["styles"]) == ["terse", "report"]
+    assert doc["styles"]["report"]["prompts"]["Atelectasis"]["positive"] == ["the study shows collapsed lung tissue"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("broken:\n  positive: 'no placeholder'\n")
+    result = zeroshot(root, ckpt, "--dataset", "synthetic/5x200", "--sensitivity", "--styles", str(bad))
+    assert_one_line_error(result, "must be a string with exactly one {}")
+
+
+def test_prompt_tune_coop_protocol_trains_with_sgd_for_coops_epochs(trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, ckpt = trained
+    seen = []
+    original = prompt_tuning.fit
+
+    def spy(task, dataset, collate, sampler, cfg, *args, **kwargs):
+        seen.append((cfg, task.param_groups()[0]["weight_decay"], task.module.learner.ctx.shape))
+        return original(task, dataset, collate, sampler, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(prompt_tuning, "fit", spy)
+    args = ("--shots", "1", "--protocol", "coop", "--epochs", "2", "--no-eval", "--out", str(root / "coop"))
+    result = invoke(
+        "prompt-tune", "--ckpt", str(ckpt), "--dataset", "synthetic", "--data-root", str(root / "data"), *args
+    )
+    assert result.exit_code == 0, result.output
+    (cfg, weight_decay, ctx_shape) = seen[0]
+    assert (cfg.optimizer, cfg.lr, cfg.momentum, cfg.warmup_lr, cfg.grad_clip) == ("sgd", 2e-3, 0.9, 1e-5, None)
+    assert weight_decay == 5e-4 and ctx_shape[0] == 16  # 16 random context vectors
+    assert cfg.max_steps == 2 and cfg.warmup_steps == 1  # 5 images < batch 32: one step per epoch
+
+
+def test_zeroshot_on_several_draws_reports_mean_and_std_over_them(trained, tmp_path: Path) -> None:
+    root, ckpt = trained
+    source = root / "data" / "synthetic" / "5x200"
+    multi = tmp_path / "multi"
+    shutil.copytree(source, multi)
+    shutil.copytree(source, multi / "draw-1")
+    other = pl.read_parquet(multi / "draw-1" / "manifest.parquet")
+    other[::2].write_parquet(multi / "draw-1" / "manifest.parquet")  # a different draw: half the rows
+    info = json.loads((multi / "dataset.json").read_text())
+    (multi / "dataset.json").write_text(json.dumps({**info, "draw_dirs": ["draw-1"]}))
+    out = tmp_path / "zs-draws"
+    result = zeroshot(root, ckpt, "--dataset", str(multi), "--bootstrap", "10", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "mean ± std over 2 draws" in result.output
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["draws"] == 2 and [d["n"] for d in doc["by_draw"]] == [other.height, (other.height + 1) // 2]
+    for key, value in doc["metrics"].items():
+        values = [d["metrics"][key] for d in doc["by_draw"]]
+        assert value == pytest.approx(np.mean(values)) and doc["std"][key] == pytest.approx(np.std(values))
+    assert doc["by_draw"][1]["ci95"]["accuracy"]["n"] == 10

@@ -155,7 +155,7 @@ def _brute_force_retrieval(images: torch.Tensor, texts: torch.Tensor, ks, labels
     truth = torch.arange(len(images)).view(-1, 1)
     out = {}
     for name, logits in (("image_to_text", logits_per_image), ("text_to_image", logits_per_image.T)):
-        ranking = torch.argsort(logits, descending=True)
+        ranking = torch.argsort(logits, descending=True, stable=True)
         preds = torch.where(ranking == truth)[1].numpy()
         out[f"{name}_mean_rank"] = preds.mean() + 1
         out[f"{name}_median_rank"] = np.floor(np.median(preds)) + 1
@@ -204,11 +204,12 @@ def test_label_aware_precision_matches_brute_force() -> None:
         assert result[key] == pytest.approx(expected[key]), key
 
 
-def test_retrieval_ties_rank_the_match_first() -> None:
-    # Every score ties, so each match is counted as rank 0 (optimistic convention).
+def test_retrieval_ties_follow_gallery_order_in_both_directions() -> None:
+    # Every score ties: as with a stable sort, item i comes after items 0..i-1, so its rank is i.
     features = torch.ones(4, 3)
     result = retrieval_metrics(features, features, ks=(1,))
-    assert result["image_to_text_R@1"] == 1.0 and result["text_to_image_mean_rank"] == 1.0
+    for direction in ("image_to_text", "text_to_image"):
+        assert result[f"{direction}_R@1"] == 0.25 and result[f"{direction}_mean_rank"] == 2.5
 
 
 # --------------------------------------------------------------------------- bootstrap

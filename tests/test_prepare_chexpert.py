@@ -146,7 +146,7 @@ def test_chexpert_excludes_the_5x200_images(five: PreparedDataset, tmp_path: Pat
     selected = {p.split("/", 1)[1] for p in five.frame["csv_path"]}
     assert not selected & {p.split("/", 1)[1] for p in ds.frame["csv_path"]}
     assert ds.frame.height == N_TRAIN + N_VALID - 10
-    assert ds.info["excluded_5x200"] == {"dir": str(five.root), "images": 10}
+    assert ds.info["excluded_5x200"] == {"dir": str(five.root), "draws": 1, "images": 10}
 
 
 def test_exclude_needs_a_5x200_directory(fixture: ChexpertFixture, tmp_path: Path) -> None:
@@ -185,3 +185,18 @@ def test_paths_cannot_escape_the_root(tmp_path: Path) -> None:
     )
     result = invoke("prepare", "chexpert", "--root", str(tmp_path))
     assert_one_line_error(result, "leave the dataset root", "../../etc/passwd")
+
+
+def test_five_by_200_draws_are_seeded_and_all_excluded(fixture: ChexpertFixture, tmp_path: Path) -> None:
+    first = prepare("chexpert-5x200", fixture, tmp_path / "c5", "--per-class", "2", "--draws", "3", "--seed", "4")
+    assert first.info["draws"] == 3 and first.info["draw_dirs"] == ["draw-1", "draw-2"]
+    draws = [first, *(PreparedDataset(first.root / d) for d in first.info["draw_dirs"])]
+    assert [d.info["seed"] for d in draws] == [4, 5, 6]
+    assert all(d.info["draw_dirs"] == [] and d.frame.height == 10 for d in draws[1:])
+    # Each draw is the one a single-draw run with its seed gives.
+    single = prepare("chexpert-5x200", fixture, tmp_path / "single", "--per-class", "2", "--seed", "5")
+    assert draws[1].frame["csv_path"].to_list() == single.frame["csv_path"].to_list()
+    ds = prepare("chexpert", fixture, tmp_path / "c", "--exclude-5x200", str(first.root))
+    used = {p.split("/", 1)[1] for d in draws for p in d.frame["csv_path"]}
+    kept = {p.split("/", 1)[1] for p in ds.frame["csv_path"]}
+    assert not used & kept and ds.info["excluded_5x200"]["draws"] == 3

@@ -86,3 +86,48 @@ def test_prompt_tuning_on_frozen_encoders_changes_only_the_context(tiny_model) -
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert [n for n, _ in clf.named_parameters()] == ["learner.ctx"]
+
+
+def test_n_ctx_with_init_words_pads_with_small_random_vectors_away_from_the_class(tiny_text_encoder) -> None:
+    words = PromptLearner(tiny_text_encoder, ["Edema"], init="a chest x-ray showing")
+    n_words = words.n_ctx
+    padded = PromptLearner(tiny_text_encoder, ["Edema"], init="a chest x-ray showing", n_ctx=n_words + 3)
+    assert padded.ctx.shape[0] == n_words + 3
+    assert torch.equal(padded.ctx[3:], words.ctx)  # the words stay next to the class phrase
+    assert padded.ctx[:3].abs().max() < 0.2
+    front = PromptLearner(
+        tiny_text_encoder, ["Edema"], init="a chest x-ray showing", n_ctx=n_words + 3, position="front"
+    )
+    assert torch.equal(front.ctx[:n_words], words.ctx)
+
+
+def test_n_ctx_with_init_words_trims_the_words_farthest_from_the_class(tiny_text_encoder) -> None:
+    words = PromptLearner(tiny_text_encoder, ["Edema"], init="a chest x-ray showing")
+    trimmed = PromptLearner(tiny_text_encoder, ["Edema"], init="a chest x-ray showing", n_ctx=2)
+    assert torch.equal(trimmed.ctx, words.ctx[-2:])
+
+
+def test_class_specific_random_contexts_are_drawn_independently(tiny_text_encoder) -> None:
+    torch.manual_seed(0)
+    learner = PromptLearner(tiny_text_encoder, ["Edema", "Cardiomegaly", "Atelectasis"], init=None, n_ctx=4, csc=True)
+    assert learner.ctx.shape[:2] == (3, 4)
+    assert not torch.equal(learner.ctx[0], learner.ctx[1])
+    assert not torch.equal(learner.ctx[1], learner.ctx[2])
+
+
+def test_per_class_composition_is_the_mean_of_single_class_prompts(tiny_model) -> None:
+    model = tiny_model.eval()
+    model.prompt_learner.compose = "per_class"
+    sets = [[2], [2, 10], []]
+    with torch.no_grad():
+        composed = model.encode_label_rows(["cardiomegaly", "cardiomegaly, pleural effusion", "no finding"], sets)
+        single = model.encode_prompts(["cardiomegaly", "pleural effusion", "no finding"], [[2], [10], []])
+    expected_pair = torch.nn.functional.normalize(single[0] + single[1], dim=-1)
+    assert torch.allclose(composed[0], single[0], atol=1e-6)
+    assert torch.allclose(composed[1], expected_pair, atol=1e-6)
+    assert torch.allclose(composed[2], single[2], atol=1e-6)
+    model.prompt_learner.compose = "joint"
+    with torch.no_grad():
+        joint = model.encode_label_rows(["cardiomegaly, pleural effusion"], [[2, 10]])
+        written = model.encode_prompts(["cardiomegaly, pleural effusion"], [[2, 10]])
+    assert torch.equal(joint, written)

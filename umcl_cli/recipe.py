@@ -5,16 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from umcl_cli.errors import UsageError
+from umcl_cli.safe_yaml import MAX_BYTES, load_bounded
+
+RECIPE_SUFFIXES = (".yaml", ".yml")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf / nan pass a "gt=0" bound and only fail deep inside training.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DatasetSource(Strict):
@@ -28,6 +32,23 @@ class DatasetSource(Strict):
 UncertainPolicy = Literal["ones", "zeros", "ignore"]
 
 
+class AugmentConfig(Strict):
+    """Strength of the batch augmentation (``data.augment: true``); no flips, laterality matters."""
+
+    scale: tuple[float, float] = Field((0.8, 1.0), description="area of the random crop, as a fraction")
+    degrees: float = Field(7.0, ge=0, le=45)
+    translate: float = Field(0.04, ge=0, le=0.5, description="shift, as a fraction of the side")
+    brightness: float = Field(0.2, ge=0, le=1)
+    contrast: float = Field(0.2, ge=0, le=1)
+
+    @field_validator("scale")
+    @classmethod
+    def _crop_area(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1] <= 1:
+            raise ValueError("must be two fractions 0 < low <= high <= 1")
+        return v
+
+
 class DataConfig(Strict):
     root: str | None = Field(None, description="data root for dataset names (default: $UMCL_DATA or ./data)")
     datasets: list[DatasetSource] = Field(min_length=1)
@@ -38,8 +59,9 @@ class DataConfig(Strict):
         description="label-only rows: continuous prompt, the hand-written template, or not used",
     )
     template: str = "a chest x-ray showing {}"
-    image_size: int = Field(224, ge=16)
+    image_size: int = Field(224, ge=16, le=4096)
     augment: bool = True
+    augmentation: AugmentConfig = Field(default_factory=lambda: AugmentConfig())
     num_workers: int = Field(2, ge=0)
 
 
@@ -50,30 +72,50 @@ class PluginRef(Strict):
 
 class PromptConfig(Strict):
     enabled: bool = True
-    n_ctx: int = Field(4, ge=1, le=64, description="context vectors when init is null")
+    n_ctx: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="context vectors (default: as many as init has tokens, or 4 without init); "
+        "with init, pads with N(0, 0.02) vectors or drops the words farthest from the class",
+    )
     init: str | None = Field("a chest x-ray showing", description="initial words; null = N(0, 0.02)")
     csc: bool = Field(False, description="class-specific contexts instead of one shared context")
     position: Literal["front", "end"] = "end"
+    compose: Literal["joint", "per_class"] = Field(
+        "joint",
+        description="label-only rows with several classes: one prompt naming all (joint), or the mean of "
+        "the single-class prompts (per_class), which trains the prompts zero-shot uses",
+    )
 
 
 class ModelConfig(Strict):
-    embed_dim: int = Field(512, ge=8)
+    embed_dim: int = Field(512, ge=8, le=65536)
     image_encoder: PluginRef
     text_encoder: PluginRef
     prompt: PromptConfig = Field(default_factory=PromptConfig)
-    logit_scale_init: float = Field(1 / 0.07, gt=0)
-    logit_scale_max: float = Field(100.0, gt=0)
+    logit_scale_init: float = Field(1 / 0.07, gt=0, le=1e4)
+    logit_scale_max: float = Field(100.0, gt=0, le=1e4)
+
+
+Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class TrainConfig(Strict):
-    epochs: float = Field(10, gt=0)
+    epochs: float = Field(10, gt=0, le=1e6)
     max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(64, ge=2, description="per process")
-    lr: float = Field(1e-4, gt=0)
-    text_lr: float | None = Field(None, gt=0, description="learning rate of the text encoder (default: lr)")
+    # An AdamW learning rate above 10 is always a slip (1e39 overflows, 1e6 diverges at once).
+    lr: float = Field(1e-4, gt=0, le=10)
+    text_lr: float | None = Field(None, gt=0, le=10, description="learning rate of the text encoder (default: lr)")
     weight_decay: float = Field(0.1, ge=0)
-    betas: tuple[float, float] = (0.9, 0.98)
+    betas: tuple[Beta, Beta] = (0.9, 0.98)
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="sgd: momentum SGD, as CoOp tunes prompts")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     warmup_steps: int = Field(100, ge=0)
+    warmup_lr: float | None = Field(
+        None, gt=0, le=10, description="constant learning rate during warm-up (CoOp); default: linear warm-up"
+    )
     grad_clip: float | None = Field(1.0, gt=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     log_every: int = Field(20, ge=1)
@@ -127,7 +169,7 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not key:
             raise UsageError(f"override '{item}' is not KEY=VALUE", "write it as --set train.lr=1e-4")
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = load_bounded(raw, f"override '{key}'") if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         node: Any = tree
@@ -173,26 +215,44 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The YAML mapping of a recipe, with ``extends: OTHER.yaml`` (relative to this file) merged under it."""
+def read_tree(path: Path, seen: tuple[Path, ...] = (), child: Path | None = None) -> dict[str, Any]:
+    """The YAML mapping of a recipe, with ``extends: OTHER.yaml`` (relative to this file) merged under it.
+
+    ``child`` is the recipe whose ``extends`` named ``path``. Only ``.yaml``/``.yml`` files whose
+    top-level keys are recipe sections are read, and nothing of a refused file is echoed, so a
+    shared recipe cannot make umcl read or print an arbitrary file.
+    """
+    what = f"recipe {child} extends {path}, which" if child else f"recipe {path}"
     if not path.is_file():
+        if child:
+            raise UsageError(f"{what} is not a file", "point 'extends' at another recipe, relative to this one")
         raise UsageError(f"recipe file {path} not found", "pass the path of a YAML recipe, e.g. recipes/demo.yaml")
+    if not all(p.suffix.lower() in RECIPE_SUFFIXES for p in (path, path.resolve())):
+        raise UsageError(f"{what} is not a .yaml or .yml file", "recipes are YAML files named *.yaml or *.yml")
     try:
-        tree = yaml.safe_load(path.read_text())
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise UsageError(f"{what} is larger than {MAX_BYTES // 1024} KB", "a recipe is a short YAML file")
+        tree = load_bounded(data.decode("utf-8"), f"recipe {path}")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} is not UTF-8 text", "recipes are YAML text files") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise UsageError(f"recipe {path}: YAML syntax error{where}: {problem}", "fix the YAML syntax") from exc
     if not isinstance(tree, dict):
-        raise UsageError(f"recipe {path} is not a YAML mapping", "start from recipes/demo.yaml")
+        raise UsageError(f"{what} is not a YAML mapping", "start from recipes/demo.yaml")
+    if child and not set(map(str, tree)) <= {*Recipe.model_fields, "extends"}:
+        raise UsageError(f"{what} is not a umcl recipe (its top-level keys are not recipe sections)", "fix 'extends'")
     parent = tree.pop("extends", None)
     if parent is None:
         return tree
     base_path = (path.parent / str(parent)).resolve()
     if base_path in seen:
         raise UsageError(f"recipe {path} extends itself through {base_path}", "remove the cycle of 'extends'")
-    return deep_merge(read_tree(base_path, (*seen, base_path)), tree)
+    return deep_merge(read_tree(base_path, (*seen, base_path), child=path), tree)
 
 
 def validate_recipe(tree: dict[str, Any], source: str) -> Recipe:

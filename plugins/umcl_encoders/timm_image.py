@@ -11,6 +11,7 @@ from torch import nn
 
 from umcl_cli.errors import UsageError
 from umcl_cli.model.encoders import ImageEncoder
+from umcl_encoders.input_norm import check_input_norm, standardize_per_image
 
 
 def _as_tuples(value: Any) -> Any:
@@ -55,7 +56,10 @@ def _read_checkpoint(path: str, classifier: str | tuple[str, ...] | None) -> dic
 
 
 class TimmImageEncoder(ImageEncoder):
-    """A timm backbone with its classifier removed (``num_classes=0``), returning pooled features."""
+    """A timm backbone with its classifier removed (``num_classes=0``), returning pooled features.
+
+    ``input_norm="per_image"`` standardises each image inside the model (see ``input_norm.py``).
+    """
 
     def __init__(self, model: nn.Module, spec: dict[str, Any]) -> None:
         super().__init__()
@@ -63,10 +67,25 @@ class TimmImageEncoder(ImageEncoder):
         self._spec = spec
         self.in_chans = spec["in_chans"]
         self.image_size = spec["image_size"]
-        self.output_dim = model.num_features
+        self.output_dim = self._feature_size()
+        self.per_image = spec.get("input_norm", "dataset") == "per_image"
+
+    def _feature_size(self) -> int:
+        """Width of the features, measured: pooling such as ``catavgmax`` widens them, and with
+        ``global_pool=""`` the map is flattened so where a finding lies (base, apex, heart border)
+        reaches the projection."""
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(torch.zeros(1, self.in_chans, self.image_size, self.image_size))
+        self.model.train(was_training)
+        return out[0].numel()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)
+        if self.per_image:
+            images = standardize_per_image(images)
+        features = self.model(images)
+        return features.flatten(1) if features.ndim == 4 else features
 
     def rebuild_spec(self) -> dict[str, Any]:
         return dict(self._spec)
@@ -87,13 +106,16 @@ def build_timm_image_encoder(
     in_chans: int = 1,
     image_size: int = 224,
     model_kwargs: dict | None = None,
+    input_norm: str = "dataset",
 ) -> TimmImageEncoder:
     """Build a timm image encoder.
 
     ``pretrained`` downloads timm's weights; ``checkpoint_path`` loads a local weights file instead
     (offline). Either way timm adapts a 3-channel stem to ``in_chans`` and, for ViT-like models,
-    resizes position embeddings to ``image_size``.
+    resizes position embeddings to ``image_size``. ``input_norm``: ``dataset`` (the weights' mean and
+    std, applied by the data transform) or ``per_image`` (each image standardised in the model).
     """
+    check_input_norm(input_norm)
     if not timm.is_model(model_name):
         raise UsageError(f"unknown timm model {model_name!r}", "Pick a name from timm.list_models()")
     model_kwargs = dict(model_kwargs or {})
@@ -140,5 +162,6 @@ def build_timm_image_encoder(
         "in_chans": in_chans,
         "image_size": image_size,
         "model_kwargs": _as_lists(model_kwargs),
+        "input_norm": input_norm,
     }
     return TimmImageEncoder(model, spec)

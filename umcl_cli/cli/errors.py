@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from umcl_cli.errors import RuntimeFailure, UmclError, UsageError
+from umcl_cli.io_safety import write_failure
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -23,7 +25,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 def translate(exc: BaseException) -> UmclError | None:
     """Map third-party failures users hit to actionable messages; None if unknown."""
     if isinstance(exc, UmclError):
-        return exc
+        return from_worker(exc)
     if isinstance(exc, PermissionError):
         return UsageError(f"permission denied: {exc.filename}", "choose a location you can write, e.g. --out ./runs/x")
     if isinstance(exc, FileNotFoundError):
@@ -31,12 +33,20 @@ def translate(exc: BaseException) -> UmclError | None:
             f"file not found: {exc.filename}", "check the path (relative paths start at the current directory)"
         )
     if isinstance(exc, OSError) and exc.errno == 28:
-        return RuntimeFailure("no space left on device", "free disk space or write to another --out directory")
+        return write_failure(Path(exc.filename or "a file"), exc)
     if type(exc).__name__ == "OutOfMemoryError":
         return RuntimeFailure("the accelerator ran out of memory", "lower train.batch_size or use train.precision=bf16")
-    if isinstance(exc, FloatingPointError):
-        return RuntimeFailure(str(exc), "lower train.lr, raise train.warmup_steps, or use train.grad_clip")
     return None
+
+
+def from_worker(exc: UmclError) -> UmclError:
+    """A DataLoader worker's error arrives as the same type whose text is the worker's whole
+    traceback; its last line holds the original one-line message."""
+    text = str(exc)
+    if "\nOriginal Traceback" not in text:
+        return exc
+    last = text.rstrip().splitlines()[-1]
+    return type(exc)(last.split(": ", 1)[-1])
 
 
 def report(exc: BaseException) -> int:

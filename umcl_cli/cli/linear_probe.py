@@ -1,8 +1,11 @@
-"""``umcl linear-probe``: logistic regression on frozen image features (or full fine-tuning), AUROC.
+"""``umcl linear-probe``: a linear head on frozen image features (or full fine-tuning), AUROC.
 
-Every (fraction, seed) pair fits on a seeded subsample of the train split and scores the test split;
-results are mean ± std over seeds per fraction, with a bootstrap CI of each seed-averaged number, and a
-data-efficiency curve when several fractions are given.
+Every (fraction, seed) pair fits on a nested, stratified subsample of the train split (see
+``evaluation/linear_probe.py``) and scores the test split; ``--protocol clip`` chooses the L2 strength
+on the validation split from a log-spaced sweep, ``--protocol gloria`` trains with Adam and early
+stopping on validation AUROC. Results are mean ± std over seeds per fraction, with a bootstrap CI of
+each seed-averaged number (resampling patients when the manifest has them), and a data-efficiency
+curve when several fractions are given.
 """
 
 from __future__ import annotations
@@ -33,7 +36,15 @@ from umcl_cli.errors import UsageError
 from umcl_cli.evaluation import metrics as M
 from umcl_cli.evaluation.feature_cache import split_features
 from umcl_cli.evaluation.finetune import FinetuneConfig, finetune_scores
-from umcl_cli.evaluation.linear_probe import check_fractions, probe_scores, subsample
+from umcl_cli.evaluation.labels import bootstrap_record, bootstrap_units
+from umcl_cli.evaluation.linear_probe import (
+    L2_GRID,
+    PROTOCOLS,
+    check_fractions,
+    clip_probe,
+    gloria_probe,
+    nested_subsets,
+)
 from umcl_cli.evaluation.outputs import default_out, write_metrics
 from umcl_cli.evaluation.plots import curve_png
 from umcl_cli.evaluation.zeroshot import eval_labels
@@ -63,39 +74,81 @@ def run_linear_probe(
     quiet: bool = False,
     finetune: FinetuneConfig | None = None,
     cache_dir: Path | None = None,
+    protocol: str = "clip",
+    l2: float | None = None,
+    val_split: str = "validate",
+    bootstrap_seed: int = 0,
+    bootstrap_unit: str = "auto",
 ) -> dict[str, Any]:
-    """``fraction`` and ``seed`` take one value or several; ``finetune`` trains the encoder instead."""
+    """``fraction`` and ``seed`` take one value or several; ``finetune`` trains the encoder instead.
+
+    ``protocol`` ``clip`` fits with ``l2`` when given, else sweeps ``L2_GRID`` on ``val_split``;
+    ``gloria`` always uses ``val_split`` for early stopping.
+    """
     fractions, seeds = sorted(set(_as_list(fraction))), list(dict.fromkeys(_as_list(seed)))
     check_fractions(fractions)
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol {protocol} is not a linear-probe protocol", f"use one of: {', '.join(PROTOCOLS)}")
+    if l2 is not None and (protocol != "clip" or not l2 > 0):
+        raise UsageError(f"--l2 {l2} needs --protocol clip and a positive value", "e.g. --protocol clip --l2 1e-3")
     ds = resolve_dataset(dataset, data_root)
     if ds.split(train_split).height == 0 or ds.split(test_split).height == 0:
         raise UsageError(
             f"dataset {ds.name} needs '{train_split}' and '{test_split}' rows for a linear probe",
             "probe a dataset with both splits (e.g. the main synthetic set, not its 5x200 subset)",
         )
+    uses_val = finetune is None and (protocol == "gloria" or l2 is None)
+    if uses_val and ds.split(val_split).height == 0:
+        raise UsageError(
+            f"dataset {ds.name} has no '{val_split}' rows to choose the probe on",
+            "pass --val-split NAME, or --l2 VALUE (a fixed strength, protocol clip)",
+        )
+    test_frame = ds.split(test_split)
+    clusters, unit = bootstrap_units(test_frame, bootstrap_unit)
     model, payload = load_eval_model(ckpt)
     out_dir = out or default_out(ckpt, "linear-probe", ds.name)
     classes, size = ds.classes, payload["image_size"]
     standard = [c for c in ds.eval_classes if c in classes]
     y_train, y_test = eval_labels(ds, train_split, classes), torch.from_numpy(eval_labels(ds, test_split, classes))
     train_paths = np.array([ds.image_file(p) for p in ds.split(train_split)["image_path"].to_list()], dtype=object)
-    test_paths = [ds.image_file(p) for p in ds.split(test_split)["image_path"].to_list()]
+    test_paths = [ds.image_file(p) for p in test_frame["image_path"].to_list()]
     if finetune is None:  # frozen features: encoded once per split, shared by every fraction and seed
         x_train = split_features(model, ckpt, ds, train_split, size, "backbone", cache_dir)
         x_test = split_features(model, ckpt, ds, test_split, size, "backbone", cache_dir)
+        if uses_val:
+            x_val = split_features(model, ckpt, ds, val_split, size, "backbone", cache_dir)
+            y_val = torch.from_numpy(eval_labels(ds, val_split, classes))
+    # Means over exactly the classes scorable on the full test set (a resample losing one is skipped).
+    scorable = M.scorable_classes(y_test, classes)
+    scorable_standard = [c for c in standard if c in scorable]
 
     def headline(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
-        r = M.multilabel_auroc(scores, labels, classes)
-        return {"mean_auroc": r["mean_auroc"], "mean_auroc_eval_classes": M.mean_of(r["per_class"], standard)}
+        per_class = M.multilabel_auroc(scores, labels, classes)["per_class"]
+        return {
+            "mean_auroc": M.mean_auroc_over(per_class, scorable),
+            "mean_auroc_eval_classes": M.mean_auroc_over(per_class, scorable_standard),
+        }
 
+    subsets = {s: nested_subsets(y_train, fractions, s) for s in seeds}
     runs, by_fraction, stacked = [], {}, {}
     for f in fractions:
         per_seed = []
         for s in seeds:
-            pick = subsample(len(train_paths), f, s)
+            pick = subsets[s][f]
             run: dict[str, Any] = {"fraction": f, "seed": s, "n_train": len(pick)}
             if finetune is None:
-                scores = probe_scores(x_train[pick], torch.from_numpy(y_train[pick]), x_test)
+                train_x, train_y = x_train[pick], torch.from_numpy(y_train[pick])
+                if protocol == "gloria":
+                    fitted = gloria_probe(train_x, train_y, x_test, x_val, y_val, seed=s)
+                else:
+                    fitted = clip_probe(train_x, train_y, x_test, *((x_val, y_val) if uses_val else ()), l2=l2)
+                scores = fitted.scores
+                run.update(
+                    l2=fitted.l2,
+                    val_mean_auroc=fitted.val_mean_auroc,
+                    l2_sweep=fitted.sweep,
+                    best_epoch=fitted.best_epoch,
+                )
             else:
                 scores, fitted = finetune_scores(model, train_paths[pick], y_train[pick], test_paths, size, finetune, s)
                 run.update(steps=fitted.steps, final_loss=fitted.final_loss)
@@ -109,7 +162,13 @@ def run_linear_probe(
             "fraction": f,
             "n_train": mine[0]["n_train"],
             **{k: M.mean_std([r[k] for r in mine]) for k in HEADLINE},
-            "ci95": M.bootstrap_cis(M.seed_average(headline), stacked[f], y_test, n=bootstrap) if bootstrap else {},
+            "ci95": (
+                M.bootstrap_cis(
+                    M.seed_average(headline), stacked[f], y_test, n=bootstrap, seed=bootstrap_seed, clusters=clusters
+                )
+                if bootstrap
+                else {}
+            ),
         }
 
     largest = fractions[-1]
@@ -151,6 +210,16 @@ def run_linear_probe(
         "dataset_dir": str(ds.root),
         "mode": "finetune" if finetune else "linear",
         "finetune": asdict(finetune) if finetune else None,
+        "protocol": None if finetune else protocol,
+        "l2": None
+        if finetune or protocol != "clip"
+        else {
+            "selection": "fixed" if l2 is not None else "validation sweep",
+            "value": l2,
+            "grid": None if l2 is not None else list(L2_GRID),
+        },
+        "val_split": val_split if uses_val else None,
+        "subsets": "nested, stratified (one positive per class first)",
         "train_split": train_split,
         "test_split": test_split,
         "fraction": largest,
@@ -164,6 +233,7 @@ def run_linear_probe(
         "std": std,
         "ci95": ci,
         "chance": dict.fromkeys(metrics, 0.5),
+        "bootstrap": bootstrap_record(bootstrap, bootstrap_seed, unit),
         "by_fraction": by_fraction,
         "runs": runs,
         "per_class": per_class,
@@ -225,6 +295,15 @@ def linear_probe(
     finetune: bool = typer.Option(False, "--finetune", help="train the whole image encoder with the linear head"),
     finetune_steps: int = typer.Option(200, "--finetune-steps", min=1),
     finetune_lr: float = typer.Option(1e-4, "--finetune-lr", help="encoder learning rate (the head gets 10x)"),
+    protocol: str = typer.Option(
+        "clip", "--protocol", help="clip (L-BFGS logistic, L2 swept on --val-split) | gloria (Adam, early stopping)"
+    ),
+    l2: float | None = typer.Option(None, "--l2", help="fixed L2 strength for --protocol clip (default: sweep)"),
+    val_split: str = typer.Option("validate", "--val-split", help="split that chooses the L2 strength / best epoch"),
+    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="seed of the bootstrap resamples"),
+    bootstrap_unit: str = typer.Option(
+        "auto", "--bootstrap-unit", help="auto (patient, else study, else image) | patient | study | image"
+    ),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="image feature cache (default: beside the ckpt)"),
 ) -> None:
     """Linear probe (or --finetune) on fractions of the train split, over seeds; AUROC on the test split."""
@@ -239,4 +318,9 @@ def linear_probe(
         data_root=data_root,
         finetune=config,
         cache_dir=cache_dir,
+        protocol=protocol,
+        l2=l2,
+        val_split=val_split,
+        bootstrap_seed=bootstrap_seed,
+        bootstrap_unit=bootstrap_unit,
     )

@@ -16,6 +16,7 @@ from umcl_cli.data.cache import MODES, build_cache
 from umcl_cli.data.manifest import INFO, MANIFEST, SPLITS, PreparedDataset
 from umcl_cli.data.plugin import DatasetPlugin
 from umcl_cli.data.resolve import data_root
+from umcl_cli.data.staging import prepare_staged
 from umcl_cli.errors import UsageError
 from umcl_cli.recipe import describe_validation_error
 
@@ -122,7 +123,8 @@ def prepare(
             options = plugin_cls.Options.model_validate(raw)
         except ValidationError as exc:
             raise UsageError(describe_validation_error(exc, f"umcl prepare {name}"), "fix the option value") from exc
-        written = plugin_cls().prepare(options, target)
+        # Built aside and swapped in whole: a failed or killed re-run leaves the old dataset intact.
+        written = prepare_staged(target, lambda staging: plugin_cls().prepare(options, staging))
         for directory in written:
             ds = PreparedDataset(directory)
             console.print(summary_table(ds))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -10,10 +11,13 @@ from rich.console import Console
 
 from umcl_cli import registry
 from umcl_cli.cli.errors import handle_errors
+from umcl_cli.data.bad_images import LIST_NAME as BAD_IMAGE_LIST
+from umcl_cli.data.bad_images import BadImagePolicy, skipped_images
 from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.data.transforms import BatchAugment, ImageTransform
 from umcl_cli.data.unified import SourceSpec, UnifiedDataset, WeightedDistributedSampler, collate
 from umcl_cli.engine import distributed
+from umcl_cli.engine.resume import adopt_run_file, read_train_state
 from umcl_cli.engine.trainer import fit, pick_device, resolve_resume, seed_everything
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.plots import training_curves
@@ -89,14 +93,19 @@ def run_pretrain(
     out: Path | None = None,
     resume: str | None = None,
     data_root: str | None = None,
+    on_bad_image: str = "error",
 ) -> Path:
     recipe = load_recipe(recipe_path, overrides)
+    bad_images = BadImagePolicy(on_bad_image)  # checks the option before any work
     check_plugin_names(recipe)
     # The process group first: the training device then follows this process's local rank.
     distributed.init_distributed(pick_device(recipe.train.device))
     info = distributed.current()
     run_dir = Path(out) if out else Path("runs") / recipe.name
     resume_path = resolve_resume(resume, run_dir)
+    tag = recipe.digest(("data", "model", "loss"))  # what must match for --resume to make sense
+    if resume_path is not None:
+        read_train_state(resume_path, tag, mmap=True)  # a bad file fails now, before any data is read
     if resume_path is None and (run_dir / "checkpoints" / "last.pt").exists():
         raise UsageError(
             f"run directory {run_dir} already holds a run",
@@ -105,16 +114,20 @@ def run_pretrain(
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_recipe(recipe, run_dir / "recipe.yaml")
+        if resume_path is not None:
+            adopt_run_file(resume_path, run_dir, "text_encoder.json")  # the tokenizer its weights know
+    distributed.barrier()  # other ranks read text_encoder.json only once it is the one to use
 
     stream = build_stream(recipe, data_root)
+    bad_images.listing = run_dir / BAD_IMAGE_LIST
+    stream.bad_images = bad_images
     model = build_consistent_model(recipe, stream, run_dir)
     mean, std = model.image_encoder.normalization()
     stream.transform = ImageTransform(recipe.data.image_size, mean, std, model.image_encoder.in_chans)
     loss = registry.load("losses", recipe.loss.name)(**recipe.loss.options)
     t = recipe.train
-    augment = BatchAugment() if recipe.data.augment else None
+    augment = BatchAugment(**recipe.data.augmentation.model_dump()) if recipe.data.augment else None
     objective = PretrainObjective(model, loss, t.lr, t.weight_decay, t.text_lr, augment=augment)
-    tag = recipe.digest(("data", "model", "loss"))  # what must match for --resume to make sense
     result = fit(
         objective,
         stream,
@@ -138,10 +151,17 @@ def run_pretrain(
         )
         save_model(payload, run_dir / "model.pt")
         training_curves(run_dir / "metrics.jsonl", run_dir / "training_curves.png")
-        Console(stderr=True).print(
-            f"pretrain {recipe.name}: {result.steps} steps, {result.samples_per_s:.1f} samples/s, "
-            f"final loss {result.final_loss:.4f} → {run_dir / 'model.pt'}"
-        )
+        console = Console(stderr=True)
+        skipped = skipped_images(run_dir / BAD_IMAGE_LIST)
+        if skipped:
+            console.print(f"skipped {len(skipped)} unreadable images, listed in {run_dir / BAD_IMAGE_LIST}")
+        if math.isnan(result.final_loss):  # resumed at its last step: no loss to report
+            console.print(f"pretrain {recipe.name}: already at step {result.steps}, nothing left to train")
+        else:
+            console.print(
+                f"pretrain {recipe.name}: {result.steps} steps, {result.samples_per_s:.1f} samples/s, "
+                f"final loss {result.final_loss:.4f} → {run_dir / 'model.pt'}"
+            )
     distributed.barrier()
     return run_dir
 
@@ -155,9 +175,12 @@ def pretrain(
     data_root: str | None = typer.Option(
         None, "--data-root", help="where dataset names resolve (default: $UMCL_DATA or ./data)"
     ),
+    on_bad_image: str = typer.Option(
+        "error", "--on-bad-image", help="error | skip: stop at an unreadable image, or skip it (listed in OUT)"
+    ),
 ) -> None:
     """Pre-train a dual encoder; writes OUT/recipe.yaml, metrics.jsonl, checkpoints/last.pt, model.pt."""
     try:
-        run_pretrain(recipe, set_, out, resume, data_root)
+        run_pretrain(recipe, set_, out, resume, data_root, on_bad_image)
     finally:
         distributed.shutdown()

@@ -8,10 +8,11 @@ each shot count as mean ± std over seeds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import torch
 import typer
 from rich.table import Table
@@ -29,14 +30,23 @@ from umcl_cli.cli.common import (
 from umcl_cli.cli.errors import handle_errors
 from umcl_cli.data.manifest import PreparedDataset
 from umcl_cli.data.resolve import resolve_dataset
+from umcl_cli.engine.schedule import OPTIMIZERS
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.feature_cache import split_features
+from umcl_cli.evaluation.labels import bootstrap_record, bootstrap_units
 from umcl_cli.evaluation.outputs import write_metrics
 from umcl_cli.evaluation.plots import curve_png
 from umcl_cli.evaluation.prompt_sources import ClassTexts, from_learner, hand_written
-from umcl_cli.evaluation.prompt_tuning import TuneSettings, tune_prompts
+from umcl_cli.evaluation.prompt_tuning import PROTOCOLS, TuneSettings, coop_settings, tune_prompts
 from umcl_cli.evaluation.shot_sweep import shot_label, summarise_sweep
-from umcl_cli.evaluation.zeroshot import check_task, eval_labels, evaluate, headline_metrics, task_scores
+from umcl_cli.evaluation.zeroshot import (
+    check_task,
+    eval_labels,
+    evaluate,
+    headline_metrics,
+    scored_rows,
+    task_scores,
+)
 
 EVAL_SPLIT = "test"
 
@@ -72,6 +82,18 @@ def run_prompt_tune(
     if not quiet:
         console.print(f"prompt-tune: {result.steps} steps, final loss {result.final_loss:.4f} → {path}")
     return path
+
+
+def tune_settings(protocol: str, **given: Any) -> TuneSettings:
+    """The protocol's defaults with every option the user gave (not None) on top."""
+    if protocol not in PROTOCOLS:
+        raise UsageError(
+            f"--protocol {protocol} is not a prompt-tuning protocol", f"use one of: {', '.join(PROTOCOLS)}"
+        )
+    if given.get("optimizer") not in (None, *OPTIMIZERS):
+        raise UsageError(f"--optimizer {given['optimizer']} is not supported", f"use one of: {', '.join(OPTIMIZERS)}")
+    chosen = {k: v for k, v in given.items() if v is not None}
+    return coop_settings(**chosen) if protocol == "coop" else replace(TuneSettings(), **chosen)
 
 
 def check_shots(shots: Sequence[int]) -> None:
@@ -122,6 +144,8 @@ def run_prompt_sweep(
     cache_dir: Path | None = None,
     evaluate_prompts: bool = True,
     quiet: bool = False,
+    bootstrap_seed: int = 0,
+    bootstrap_unit: str = "auto",
 ) -> dict[str, Any]:
     """Every (shots, seed) pair; with ``evaluate_prompts``, zero-shot of each and of both baselines."""
     shots, seeds = list(dict.fromkeys(shots)), list(dict.fromkeys(seeds))
@@ -140,6 +164,8 @@ def run_prompt_sweep(
         eval_classes, task = eval_ds.eval_classes, eval_ds.task
         labels = eval_labels(eval_ds, EVAL_SPLIT, eval_classes)
         check_task(eval_ds, task, eval_classes, labels, EVAL_SPLIT)  # before any training
+        test_frame = eval_ds.split(EVAL_SPLIT)
+        clusters, unit = bootstrap_units(test_frame.filter(pl.Series(scored_rows(labels).numpy())), bootstrap_unit)
         untuned = [c for c in eval_classes if c not in names]
         if settings.csc and untuned:
             raise UsageError(
@@ -175,7 +201,19 @@ def run_prompt_sweep(
         features = split_features(model, ckpt, eval_ds, EVAL_SPLIT, size, cache_dir=cache_dir)
 
         def zeroshot(texts: ClassTexts, where: Path) -> dict[str, Any]:
-            return evaluate(model, features, texts, eval_ds, EVAL_SPLIT, eval_classes, where, bootstrap, task)
+            return evaluate(
+                model,
+                features,
+                texts,
+                eval_ds,
+                EVAL_SPLIT,
+                eval_classes,
+                where,
+                bootstrap,
+                task,
+                bootstrap_seed=bootstrap_seed,
+                bootstrap_unit=bootstrap_unit,
+            )
 
         baselines = {"templates": zeroshot(hand_written(model, eval_classes), out_dir / "zeroshot-templates")}
         if model.prompt_learner is not None:
@@ -194,10 +232,12 @@ def run_prompt_sweep(
             baseline_records,
             runs,
             {k: torch.stack(v, dim=1) for k, v in stacked.items()},  # [N, seeds, C]
-            headline_metrics(task, eval_classes, standard),
+            headline_metrics(task, eval_classes, standard, labels),
             labels,
             baselines["templates"]["chance"],
             bootstrap,
+            bootstrap_seed,
+            clusters,
         )
         record.update(
             eval_dataset=eval_ds.name,
@@ -207,6 +247,7 @@ def run_prompt_sweep(
             classes=eval_classes,
             **summary,
             baselines=baseline_records,
+            bootstrap=bootstrap_record(bootstrap, bootstrap_seed, unit),
             plots=_plot(summary, shots, seeds, baselines, eval_ds, out_dir),
         )
     write_metrics(out_dir, "prompt-tune", record)
@@ -280,14 +321,30 @@ def prompt_tune(
         help="multiclass set to evaluate on (default: DATASET if multiclass, else DATASET/5x200)",
     ),
     no_eval: bool = typer.Option(False, "--no-eval", help="only learn the prompts"),
-    steps: int = typer.Option(200, "--steps", min=1),
-    lr: float = typer.Option(2e-3, "--lr"),
-    init: str = typer.Option("checkpoint", "--init", help="checkpoint | phrase | random | 'your own words'"),
-    n_ctx: int = typer.Option(4, "--n-ctx", help="context length when --init random"),
+    protocol: str = typer.Option(
+        "umcl",
+        "--protocol",
+        help="umcl (checkpoint context, AdamW, 200 steps) | coop (CoOp's defaults: 16 random vectors, SGD "
+        "lr 0.002, cosine, 50/100/200 epochs by shots, batch 32); the options below override single values",
+    ),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="training steps (umcl default: 200)"),
+    epochs: float | None = typer.Option(
+        None, "--epochs", min=0.001, help="budget in epochs as CoOp counts them (overrides --steps)"
+    ),
+    lr: float | None = typer.Option(None, "--lr", help="learning rate (default 0.002)"),
+    optimizer: str | None = typer.Option(None, "--optimizer", help="adamw | sgd (default: adamw; coop: sgd)"),
+    init: str | None = typer.Option(
+        None, "--init", help="checkpoint | phrase | random | 'your own words' (default: checkpoint; coop: random)"
+    ),
+    n_ctx: int | None = typer.Option(None, "--n-ctx", min=1, help="context length (default 4; coop 16)"),
     csc: bool = typer.Option(False, "--csc", help="class-specific contexts"),
     out: Path | None = typer.Option(None, "--out", help="output directory (prompts.pt, metrics.json)"),
     force: bool = typer.Option(False, "--force", help="replace prompts already in --out"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="bootstrap resamples for 95% CIs (0 = off)"),
+    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="seed of the bootstrap resamples"),
+    bootstrap_unit: str = typer.Option(
+        "auto", "--bootstrap-unit", help="auto (patient, else study, else image) | patient | study | image"
+    ),
     data_root: str | None = typer.Option(None, "--data-root"),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="image feature cache (default: beside the ckpt)"),
 ) -> None:
@@ -302,11 +359,15 @@ def prompt_tune(
         parse_list(seeds, int, "--seeds"),
         eval_dataset,
         classes,
-        TuneSettings(steps=steps, lr=lr, init=init, n_ctx=n_ctx, csc=csc),
+        tune_settings(
+            protocol, csc=csc, steps=steps, epochs=epochs, lr=lr, optimizer=optimizer, init=init, n_ctx=n_ctx
+        ),
         out,
         force,
         bootstrap,
         data_root,
         cache_dir,
         evaluate_prompts=not no_eval,
+        bootstrap_seed=bootstrap_seed,
+        bootstrap_unit=bootstrap_unit,
     )

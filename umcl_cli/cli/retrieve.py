@@ -1,11 +1,15 @@
-"""``umcl retrieve``: image↔text Recall@K on a dataset, or a search over it by free text or by an image."""
+"""``umcl retrieve``: image↔text Recall@K on a dataset, or a search over it by free text or by an image.
+
+Recall@K comes in two families (see ``metrics.retrieval_metrics``): instance-level, exactly open_clip's
+(every pair its own item), and report-level, where identical normalised reports and the views of one
+study are one item.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 import torch
 import typer
@@ -20,6 +24,7 @@ from umcl_cli.errors import UsageError
 from umcl_cli.evaluation import metrics as M
 from umcl_cli.evaluation.feature_cache import split_features
 from umcl_cli.evaluation.features import encode_text_list, eval_transform
+from umcl_cli.evaluation.labels import bootstrap_record, bootstrap_units, comparable_rows, label_matrix
 from umcl_cli.evaluation.outputs import default_out, write_metrics
 from umcl_cli.evaluation.plots import image_grid_png, text_hits_png
 from umcl_cli.model.dual_encoder import DualEncoder
@@ -39,6 +44,8 @@ def run_retrieve(
     image: Path | None = None,
     bootstrap: int = 1000,
     cache_dir: Path | None = None,
+    bootstrap_seed: int = 0,
+    bootstrap_unit: str = "auto",
 ) -> dict[str, Any]:
     """Recall@K both ways; or the top images for ``query`` text; or the top texts for an ``image`` file."""
     if query is not None and image is not None:
@@ -59,7 +66,9 @@ def run_retrieve(
     elif image is not None:
         record = {**base, **_image_to_texts(model, payload["image_size"], ds, frame, Path(image), top, out_dir, quiet)}
     else:
-        record = {**base, **_recall(model, ckpt, payload, ds, frame, split, bootstrap, cache_dir, quiet)}
+        bootstrap_units(frame, bootstrap_unit)  # a bad unit fails before any encoding
+        settings = (bootstrap, bootstrap_seed, bootstrap_unit)
+        record = {**base, **_recall(model, ckpt, payload, ds, frame, split, settings, cache_dir, quiet)}
     write_metrics(out_dir, "retrieve", record)
     if not quiet:
         console.print(f"wrote {out_dir / 'metrics.json'}")
@@ -73,10 +82,11 @@ def _recall(
     ds: PreparedDataset,
     frame: pl.DataFrame,
     split: str,
-    bootstrap: int,
+    bootstrap_settings: tuple[int, int, str],
     cache_dir: Path | None,
     quiet: bool,
 ) -> dict[str, Any]:
+    bootstrap, bootstrap_seed, bootstrap_unit = bootstrap_settings
     texts = frame["text"].to_list()
     keep = [i for i, t in enumerate(texts) if t is not None]
     if len(keep) < 2:
@@ -84,26 +94,44 @@ def _recall(
             f"dataset {ds.name} split '{split}' has no report texts to retrieve", "use a dataset with reports"
         )
     images = split_features(model, ckpt, ds, split, payload["image_size"], cache_dir=cache_dir)[keep]
-    captions = encode_text_list(model, [select_text(texts[i], "both") for i in keep])
-    labels = frame.select(ds.classes).to_numpy().astype(np.float32)[keep]
+    reports = [select_text(texts[i], "both") for i in keep]
+    captions = encode_text_list(model, reports)
+    kept = frame[keep]
+    # Blank labels are negatives, as in every command (labels.py); uncertain is a value of its own.
+    labels = comparable_rows(label_matrix(kept, ds.classes))
+    studies = kept["study_id"].cast(pl.String).to_list() if "study_id" in kept.columns else None
+    report_ids = M.report_items(reports, studies)
     ranks: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
     result = M.retrieval_metrics(
-        images, captions, ks=KS, labels=torch.from_numpy(np.nan_to_num(labels, nan=-9.0)), ranks_out=ranks
+        images,
+        captions,
+        ks=KS,
+        labels=torch.from_numpy(labels),
+        ranks_out=ranks,
+        report_ids=report_ids,
     )
     ci = {}
+    clusters, unit = bootstrap_units(kept, bootstrap_unit)
     if bootstrap:
         # Query-level bootstrap: pairs are resampled, each query keeps its rank against the full gallery.
-        (r_it, h_it), (r_ti, h_ti) = ranks["image_to_text"], ranks["text_to_image"]
+        arrays: list[torch.Tensor] = []
+        layout: list[tuple[str, int, int | None]] = []  # (key prefix, index of ranks, index of hits)
+        for prefix, (r, h) in ranks.items():
+            layout.append((prefix, len(arrays), None if h is None else len(arrays) + 1))
+            arrays += [r] if h is None else [r, h]
+
+        def all_directions(*parts: torch.Tensor) -> dict[str, float]:
+            out: dict[str, float] = {}
+            for prefix, r, h in layout:
+                out.update(M.direction_metrics(prefix, parts[r], None if h is None else parts[h], KS))
+            return out
+
         ci = M.bootstrap_cis(
-            lambda a, b, c, d: {
-                **M.direction_metrics("image_to_text", a, b, KS),
-                **M.direction_metrics("text_to_image", c, d, KS),
-            },
-            r_it,
-            h_it,
-            r_ti,
-            h_ti,
+            all_directions,
+            *arrays,
             n=bootstrap,
+            seed=bootstrap_seed,
+            clusters=clusters,
         )
     n = len(keep)
     chance = {f"{d}_R@{k}": min(k, n) / n for d in ("image_to_text", "text_to_image") for k in KS}
@@ -111,7 +139,8 @@ def _recall(
         table = Table(title=f"retrieval {ds.name} ({split}, n={n})")
         for column in ("metric", "image→text", "95% CI", "text→image", "95% CI", "chance"):
             table.add_column(column, justify="right")
-        for key in (*(f"R@{k}" for k in KS), "median_rank", "mean_rank", *(f"P@{k}" for k in KS)):
+        report_keys = (*(f"report_R@{k}" for k in KS), "report_median_rank", "report_mean_rank")
+        for key in (*(f"R@{k}" for k in KS), "median_rank", "mean_rank", *(f"P@{k}" for k in KS), *report_keys):
             i2t, t2i = f"image_to_text_{key}", f"text_to_image_{key}"
             table.add_row(
                 key,
@@ -122,7 +151,16 @@ def _recall(
                 fmt(chance.get(i2t)),
             )
         console.print(table)
-    return {"mode": "recall", "n": n, "metrics": result, "ci95": ci, "chance": chance, "plots": []}
+    return {
+        "mode": "recall",
+        "n": n,
+        "n_report_items": int(report_ids.max()) + 1,
+        "metrics": result,
+        "ci95": ci,
+        "bootstrap": bootstrap_record(bootstrap, bootstrap_seed, unit),
+        "chance": chance,
+        "plots": [],
+    }
 
 
 def _findings(ds: PreparedDataset, frame: pl.DataFrame) -> list[str]:
@@ -215,12 +253,27 @@ def retrieve(
     top: int = typer.Option(5, "--top", min=1),
     out: Path | None = typer.Option(None, "--out"),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="bootstrap resamples for 95% CIs (0 = off)"),
+    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="seed of the bootstrap resamples"),
+    bootstrap_unit: str = typer.Option(
+        "auto", "--bootstrap-unit", help="auto (patient, else study, else image) | patient | study | image"
+    ),
     data_root: str | None = typer.Option(None, "--data-root"),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="image feature cache (default: beside the ckpt)"),
 ) -> None:
     """Image→text and text→image Recall@1/5/10 and median rank, or --query TEXT / --image FILE --top K."""
     run_retrieve(
-        ckpt, dataset, split, query, top, out, data_root, image=image, bootstrap=bootstrap, cache_dir=cache_dir
+        ckpt,
+        dataset,
+        split,
+        query,
+        top,
+        out,
+        data_root,
+        image=image,
+        bootstrap=bootstrap,
+        cache_dir=cache_dir,
+        bootstrap_seed=bootstrap_seed,
+        bootstrap_unit=bootstrap_unit,
     )
 
 

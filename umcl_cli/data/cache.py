@@ -170,7 +170,7 @@ def _decode_chunk(job: tuple[int, str, int, int, CacheMode, list[str]]) -> int:
     for j, path in enumerate(paths):
         try:
             out[j] = decode_gray(path, size, mode)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, EOFError… for broken files
             raise RuntimeFailure(
                 f"cannot decode image {path} ({type(exc).__name__}: {exc})",
                 "fix or replace the file, then rerun: finished chunks are kept",

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from umcl_cli.errors import UsageError, first_line
+
 RESAMPLE = Image.Resampling.BILINEAR
 
 
@@ -35,6 +37,21 @@ def fit_square(gray: Image.Image, size: int, mode: str = "pad") -> np.ndarray:
     return out
 
 
+class UnreadableImage(UsageError):
+    """An image file that cannot be decoded; ``path`` names it."""
+
+    def __init__(self, problem: str, fix: str = "", path: str = "") -> None:
+        super().__init__(problem, fix)
+        self.path = path
+
+
 def load_gray(path: str | Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.array(to_gray(im))
+    try:
+        with Image.open(path) as im:
+            return np.array(to_gray(im))
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, EOFError… for broken files
+        raise UnreadableImage(
+            f"cannot read image {path} ({type(exc).__name__}: {first_line(exc)})",
+            "replace or remove the file (`umcl pretrain --on-bad-image skip` trains without such files)",
+            str(path),
+        ) from exc

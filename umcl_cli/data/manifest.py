@@ -7,18 +7,18 @@ are Float32: 1 positive, 0 negative, -1 uncertain, null not mentioned.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 
 from umcl_cli import __version__
+from umcl_cli.data.paths import IMAGE_ROOT, ImagePaths, derive_image_root, recorded_image_root
 from umcl_cli.errors import UsageError
+from umcl_cli.io_safety import atomic_write
 
 MANIFEST = "manifest.parquet"
 INFO = "dataset.json"
@@ -107,6 +107,11 @@ def write_prepared(
     classes = list(info["classes"])
     frame = frame.cast({k: v for k, v in manifest_schema(classes).items() if k in frame.columns})
     check_manifest(frame, classes)
+    # Absolute image paths are only followed inside the folder recorded here (see data.paths).
+    image_root = info.get(IMAGE_ROOT) or derive_image_root(frame["image_path"])
+    if image_root is not None:
+        info = {**info, IMAGE_ROOT: str(image_root)}
+    ImagePaths(out, info.get(IMAGE_ROOT), str(info["name"])).check_all(frame["image_path"])
     out.mkdir(parents=True, exist_ok=True)
     counts = {s: int((frame["split"] == s).sum()) for s in SPLITS}
     per_class = {s: {c: int(((frame["split"] == s) & (frame[c] == 1)).sum()) for c in classes} for s in SPLITS}
@@ -126,15 +131,8 @@ def write_prepared(
     return out
 
 
-def _atomic_write(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+    atomic_write(target, write)
 
 
 class PreparedDataset:
@@ -158,7 +156,8 @@ class PreparedDataset:
             self.info: dict[str, Any] = json.loads(info_path.read_text())
             self.frame = pl.read_parquet(manifest_path)
             self.classes: list[str] = list(self.info["classes"])
-        except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as exc:
+            self.image_paths = ImagePaths(self.root, recorded_image_root(self.info), self.name)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, pl.exceptions.PolarsError) as exc:
             raise UsageError(
                 f"prepared dataset {self.root} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
                 "prepare it again with `umcl prepare NAME --out DIR`",
@@ -182,5 +181,5 @@ class PreparedDataset:
         return self.frame.filter(pl.col("split") == name)
 
     def image_file(self, image_path: str) -> Path:
-        path = Path(image_path)
-        return path if path.is_absolute() else self.root / path
+        """The file of a manifest row; raises for a path leading outside the dataset (see data.paths)."""
+        return self.image_paths.resolve(image_path)

@@ -18,6 +18,7 @@ import polars as pl
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from umcl_cli.data.bad_images import BadImagePolicy
 from umcl_cli.data.cache import ImageCache
 from umcl_cli.data.images import load_gray
 from umcl_cli.data.labels import apply_policy, check_canonical, union_classes
@@ -99,6 +100,7 @@ class UnifiedDataset(Dataset):
         self._roots = [s.dataset.root for s in sources]
         self._caches: dict[int, list[ImageCache | None]] = {}
         self._rng = random.Random()
+        self.bad_images = BadImagePolicy()  # the caller may set another (pretrain --on-bad-image)
 
     def _raw_labels(self, frame: pl.DataFrame, source_classes: Sequence[str]) -> np.ndarray:
         """Raw values in this stream's class order; classes the source lacks are NaN (unknown)."""
@@ -120,7 +122,8 @@ class UnifiedDataset(Dataset):
         return class_phrase([self.classes[j] for j in positives]), positives
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        image = self.transform(self._gray(i))
+        i, gray = self.bad_images.first_readable(i, len(self), self._gray)  # a skipped file's row gives way
+        image = self.transform(gray)
         text = self.texts[i]
         if text is not None:
             text = select_text(text, self.text_section, self._rng)

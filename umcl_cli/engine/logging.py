@@ -11,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from umcl_cli.io_safety import atomic_write
+
 console = Console(stderr=True)
 
 
@@ -19,6 +21,20 @@ class MetricsLog:
         self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+
+    def keep_until(self, step: int) -> None:
+        """Drop records after ``step`` (and any line torn by a kill), so a resumed run logs each step once."""
+        if self.path is None or not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                kept.append(line + "\n")
+        atomic_write(self.path, lambda p: p.write_text("".join(kept)))
 
     def write(self, record: dict[str, Any]) -> None:
         if self.path is None:

@@ -1,19 +1,42 @@
-"""Linear warm-up then cosine decay to zero, as a per-step multiplier of the base learning rate."""
+"""Warm-up then cosine decay to zero, as a per-step multiplier of the base learning rate; the optimiser.
+
+Warm-up is linear by default; with a constant factor (CoOp's ``WARMUP_TYPE: constant``) the warm-up
+steps run at ``constant · lr`` instead.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
+OPTIMIZERS = ("adamw", "sgd")
 
-def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+
+def cosine_with_warmup(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int, constant: float | None = None
+) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = min(warmup, max(total - 1, 0))
 
     def factor(step: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
+            return constant if constant is not None else (step + 1) / warmup
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def build_optimizer(
+    groups: list[dict[str, Any]],
+    name: str,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float] = (0.9, 0.98),
+    momentum: float = 0.9,
+) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay), or SGD with momentum and L2 weight decay as CoOp trains prompts."""
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=weight_decay)

@@ -22,15 +22,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from umcl_cli.data.unified import seed_worker
 from umcl_cli.engine import distributed
+from umcl_cli.engine.divergence import DivergenceGuard
 from umcl_cli.engine.logging import MetricsLog, StepProgress
 from umcl_cli.engine.precision import Precision
-from umcl_cli.engine.schedule import cosine_with_warmup
+from umcl_cli.engine.resume import TRAIN_STATE, read_train_state, restore
+from umcl_cli.engine.schedule import build_optimizer, cosine_with_warmup
 from umcl_cli.engine.task import TrainTask
 from umcl_cli.errors import UsageError
+from umcl_cli.io_safety import remove_stale_temps
 from umcl_cli.model.checkpoint import atomic_save
 from umcl_cli.recipe import TrainConfig
-
-TRAIN_STATE = "umcl-train-state"
 
 
 @dataclass
@@ -137,33 +138,30 @@ def fit(
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=task.find_unused_parameters,
         )
-    optimizer = torch.optim.AdamW(task.param_groups(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total)
+    optimizer = build_optimizer(task.param_groups(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.betas, cfg.momentum)
+    constant = cfg.warmup_lr / cfg.lr if cfg.warmup_lr is not None else None
+    scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total, constant)
 
     step = 0
     resume_rng: torch.Tensor | None = None
+    ckpt_path = run_dir / "checkpoints" / "last.pt" if run_dir else None
+    # Limits set from the initial weights, so a resumed run checks exactly as an uninterrupted one.
+    guard = DivergenceGuard(task.module, cfg, str(ckpt_path) if ckpt_path else None)
     if resume is not None:
-        state = torch.load(resume, map_location="cpu", weights_only=True)
-        if state.get("format") != TRAIN_STATE:
-            raise UsageError(f"{resume} is not a umcl training checkpoint", "pass --resume latest or a last.pt")
-        if state_tag and state.get("tag") != state_tag:
-            raise UsageError(
-                f"{resume} was written by a run with a different model or loss configuration",
-                "resume with the recipe that wrote it, or start a new run",
-            )
-        task.module.load_state_dict(state["module"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        precision.load_state_dict(state["precision"])
-        resume_rng = state["rng"]
-        step = int(state["step"])
+        state = read_train_state(resume, state_tag)
+        step, resume_rng = restore(state, resume, task.module, optimizer, scheduler, precision)
+        del state
+        guard.saved(step)
 
     main = info.is_main
     log = MetricsLog(run_dir / "metrics.jsonl" if (main and run_dir) else None)
+    log.keep_until(step)  # a killed run logged steps past its last checkpoint; they are trained again
     progress = StepProgress(total, step, description, enabled=main, every=cfg.log_every)
-    ckpt_path = run_dir / "checkpoints" / "last.pt" if run_dir else None
+    if main and ckpt_path is not None:
+        remove_stale_temps(ckpt_path)  # left by a run killed while writing its checkpoint
 
     def save_state() -> None:
+        guard.check_weights(step)  # never write diverged weights over the last good ones
         if main and ckpt_path is not None:
             atomic_save(
                 {
@@ -178,6 +176,7 @@ def fit(
                 },
                 ckpt_path,
             )
+            guard.saved(step)
 
     global_batch = cfg.batch_size * info.world_size
     window: dict[str, float] = {"loss": 0.0, "data": 0.0, "time": 0.0, "n": 0}
@@ -190,6 +189,10 @@ def fit(
             epoch, done_in_epoch = divmod(step, steps_per_epoch)
             sampler.set_epoch(epoch, skip=done_in_epoch * cfg.batch_size)
             t0 = time.perf_counter()
+            if resume_rng is not None and done_in_epoch == 0:
+                # Checkpointed at an epoch's end: the interrupted run drew the next seed after saving.
+                torch.set_rng_state(resume_rng)
+                resume_rng = None
             batches = iter(loader)  # draws the loader's base seed from the global RNG
             if resume_rng is not None:
                 # Restore after that draw, so augmentation and dropout continue the interrupted stream.
@@ -201,8 +204,7 @@ def fit(
                 with precision.autocast():
                     outputs = wrapped(inputs)
                     loss = task.compute_loss(outputs, inputs)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at step {step}")
+                guard.check_loss(loss, step)
                 optimizer.zero_grad(set_to_none=True)
                 precision.backward(loss)
                 precision.unscale(optimizer)

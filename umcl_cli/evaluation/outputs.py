@@ -1,7 +1,15 @@
 """``metrics.json``: the stable, versioned record every evaluation command writes.
 
-Schema (``schema_version`` 1). Keys marked * are in every file; the rest depend on the command.
+Schema (``schema_version`` 2). Keys marked * are in every file; the rest depend on the command.
 Numbers that are undefined (an AUROC without positives, …) are ``null``; JSON has no NaN.
+Labels everywhere: blank (not mentioned) = negative, -1 (uncertain) = left out of that class
+(``evaluation/labels.py``).
+
+Version 2 (from 1): ``bootstrap`` added; multilabel means in ``ci95`` average a fixed class set;
+zero-shot adds ``draws``/``by_draw`` and the ``sensitivity`` mode;
+zero-shot pos/neg scores are log-odds; ``retrieve`` adds the report-level keys and ``n_report_items``,
+and instance-level ties follow gallery order; ``linear-probe`` adds ``protocol``, ``l2``, ``val_split``,
+``subsets`` and per-run ``l2``, ``l2_sweep``, ``val_mean_auroc``, ``best_epoch``.
 
 Common
     * ``schema_version`` (int), ``umcl_version`` (str), ``command`` (``zeroshot`` | ``linear-probe`` |
@@ -10,8 +18,10 @@ Common
       row per key. Names qualified by a condition read ``NAME@CONDITION`` (``mean_auroc@0.1``,
       ``accuracy@16-shot``).
     ``ci95``: ``{name: {estimate, low, high, n, skipped}}`` percentile-bootstrap 95% interval of the
-      headline metric of the same name (``n`` resamples, ``skipped`` where it was undefined);
-      ``{}`` with ``--bootstrap 0``.
+      headline metric of the same name (``n`` resamples, ``skipped`` where it was undefined, e.g. a
+      mean AUROC whose resample lost a class's positives); ``{}`` with ``--bootstrap 0``.
+    ``bootstrap``: ``{resamples, seed, unit, level}``: how ``ci95`` was drawn; ``unit`` is what was
+      resampled: ``patient`` (``subject_id``), ``study`` (``study_id``) or ``image``.
     ``std``: ``{name: number}`` population standard deviation (ddof=0) over seeds, for seed-averaged
       headline metrics (present only with several seeds).
     ``chance``: ``{name: number}`` the value a random scorer would get, where it is known.
@@ -22,16 +32,29 @@ Common
     ``per_class``. Multiclass metrics ``accuracy``, ``macro_f1`` and ``confusion_matrix`` (rows = true);
     multilabel ``mean_auroc`` (all scored classes), ``mean_auroc_eval_classes`` (the dataset's standard
     classes, listed in ``eval_classes``); binary ``auroc``, ``accuracy``, ``sensitivity``,
-    ``specificity`` and ``threshold``.
+    ``specificity`` and ``threshold`` (a probability of the positive prompt). On a multi-draw set
+    (``prepare chexpert-5x200 --draws K``): ``draws`` (K), ``metrics`` and ``std`` the mean and std
+    over draws, ``ci95`` ``{}``, ``by_draw`` ``[{dir, seed, n, metrics, ci95}]``; ``per_class`` and
+    plots are the first draw's. With ``--sensitivity``: ``mode`` ``sensitivity``, ``styles_source``,
+    ``metrics`` ``NAME@style:STYLE`` and ``NAME@SOURCE`` (templates, learned, …), ``styles`` ``{style:
+    {metrics, prompts (of the first class)}}``, ``spread`` ``{NAME: {min, max, range, std, best,
+    worst}}``, ``compared`` ``{source: {metrics, standing: {NAME: {value, beats, of, percentile}}}}``.
 ``linear-probe``
-    ``mode`` (linear | finetune), ``finetune`` (settings or null), ``fractions``, ``seeds``,
+    ``mode`` (linear | finetune), ``finetune`` (settings or null), ``protocol`` (clip | gloria; null
+    when fine-tuning), ``l2`` (clip: ``{selection: fixed | validation sweep, value, grid}``),
+    ``val_split`` (null when unused), ``subsets`` (how fractions are drawn), ``fractions``, ``seeds``,
     ``fraction`` (the largest), ``n_train`` (at it), ``n_test``, ``classes``, ``eval_classes``.
     ``metrics``: ``mean_auroc`` and ``mean_auroc_eval_classes`` at the largest fraction, mean over seeds;
     ``NAME@F`` at each smaller fraction F. ``by_fraction``: ``{F: {fraction, n_train, NAME: {mean, std,
-    n, values}, ci95}}``; ``runs``: one entry per (fraction, seed); ``per_class`` at the largest fraction.
+    n, values}, ci95}}``; ``runs``: one entry per (fraction, seed), with ``l2`` (chosen), ``l2_sweep``
+    (``{l2: validation mean AUROC}``), ``val_mean_auroc`` and ``best_epoch`` (gloria); ``per_class`` at
+    the largest fraction.
 ``retrieve``
-    ``mode``: ``recall`` (``split``, ``n`` pairs; metrics ``{image_to_text,text_to_image}_{R@K,
-    median_rank, mean_rank, P@K}``, CIs from a query-level bootstrap), ``text-to-image`` (``query``,
+    ``mode``: ``recall`` (``split``, ``n`` pairs, ``n_report_items``; metrics
+    ``{image_to_text,text_to_image}_{R@K, median_rank, mean_rank, P@K}`` (instance-level, open_clip's
+    definition; tied items keep gallery order) and ``{image_to_text,text_to_image}_report_{R@K,
+    median_rank, mean_rank}`` (report-level: identical normalised reports and the views of one study
+    are one item); CIs from a query-level bootstrap), ``text-to-image`` (``query``,
     ``top``: ``[{rank, score, image, findings}]``) or ``image-to-text`` (``image``, ``top``: ``[{rank,
     score, text, findings}]``); searches have empty ``metrics``.
 ``prompt-tune``
@@ -50,7 +73,7 @@ from typing import Any
 
 from umcl_cli import __version__
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _clean(value: Any) -> Any:

@@ -139,3 +139,27 @@ def text_hits_png(image: Path, lines: Sequence[str], out: Path, title: str) -> P
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def sensitivity_png(
+    per_style: dict[str, float | None], references: dict[str, float | None], out: Path, title: str, metric: str
+) -> Path:
+    """One dot per prompt style (sorted), with the compared prompt sources as vertical lines."""
+    styles = sorted(((v, s) for s, v in per_style.items() if v is not None), reverse=True)
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(styles) + 1.5))
+    ax.scatter([v for v, _ in styles], range(len(styles)), color="tab:blue", zorder=3)
+    ax.set_yticks(range(len(styles)), [s for _, s in styles])
+    ax.invert_yaxis()
+    colours = iter(("tab:red", "tab:green", "tab:purple", "tab:orange"))
+    for name, value in references.items():
+        if value is not None:
+            ax.axvline(value, linestyle="--", linewidth=1.2, color=next(colours, "grey"), label=f"{name} ({value:.3f})")
+    ax.set_xlabel(metric)
+    ax.set_title(title)
+    if references:
+        ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", linewidth=0.4)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

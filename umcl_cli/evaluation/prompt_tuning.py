@@ -2,11 +2,19 @@
 
 The engine trains a ``PromptTuneObjective`` (cross-entropy over class prompts); ``tune_prompts`` runs
 one (shots, seed) pair on an already loaded model, so a sweep loads the checkpoint once.
+
+Two sets of defaults. ``umcl``: start from the checkpoint's context, AdamW, a budget in steps.
+``coop`` (Zhou et al. 2022, its released configs): 16 context vectors drawn from N(0, 0.02²), SGD
+(lr 0.002, momentum 0.9, weight decay 5e-4), batch 32, one warm-up epoch at a constant 1e-5, then
+cosine decay, and a budget in epochs as CoOp counts them: 50 for 1–2 shots, 100 for 4–8, 200 above
+(an epoch is ⌊K·C / batch⌋ steps, at least one). Differences left: umcl decays the cosine per step
+(CoOp per epoch) and augments with its own chest-x-ray batch augmentation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +36,8 @@ from umcl_cli.model.objectives import PromptClassifier, PromptTuneObjective
 from umcl_cli.model.prompt_learner import PromptLearner
 from umcl_cli.recipe import TrainConfig
 
+PROTOCOLS = ("umcl", "coop")
+
 
 @dataclass
 class TuneSettings:
@@ -38,6 +48,48 @@ class TuneSettings:
     n_ctx: int = 4
     csc: bool = False
     split: str = "train"
+    protocol: str = "umcl"
+    epochs: float | None = None  # overrides ``steps`` (protocol coop: by shots when None)
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    warmup_lr: float | None = None  # constant warm-up learning rate; None: linear warm-up
+    grad_clip: float | None = 1.0
+
+
+def coop_epochs(shots: int) -> int:
+    """CoOp's epoch budget per shot count: 50 for 1–2 shots, 100 for 4–8, 200 for more."""
+    return 50 if shots <= 2 else 100 if shots <= 8 else 200
+
+
+def coop_settings(**overrides: Any) -> TuneSettings:
+    """CoOp's published defaults; ``overrides`` replace single fields (e.g. ``csc=True``)."""
+    base = TuneSettings(
+        lr=2e-3,
+        batch_size=32,
+        init="random",
+        n_ctx=16,
+        protocol="coop",
+        optimizer="sgd",
+        weight_decay=5e-4,
+        momentum=0.9,
+        warmup_lr=1e-5,
+        grad_clip=None,
+    )
+    return replace(base, **overrides)
+
+
+def budget(settings: TuneSettings, shots: int, n_images: int) -> tuple[int, int]:
+    """(training steps, warm-up steps) for ``shots`` per class and ``n_images`` few-shot images."""
+    batch = min(settings.batch_size, n_images)
+    steps_per_epoch = max(1, n_images // batch)  # the engine drops the last partial batch
+    epochs = settings.epochs
+    if epochs is None and settings.protocol == "coop":
+        epochs = coop_epochs(shots)
+    if epochs is None:
+        return settings.steps, min(10, settings.steps // 10)
+    steps = max(1, math.ceil(epochs * steps_per_epoch))
+    return steps, (steps_per_epoch if settings.protocol == "coop" else min(10, steps // 10))
 
 
 class FewShot(Dataset):
@@ -112,20 +164,26 @@ def tune_prompts(
     model.requires_grad_(False)
     model.eval()
     learner = initial_learner(model, classes, settings.init, settings.n_ctx, settings.csc).to(model.logit_scale.device)
-    steps = settings.steps
+    steps, warmup = budget(settings, shots, len(data))
     cfg = TrainConfig(
         epochs=1,
         max_steps=steps,
         batch_size=min(settings.batch_size, len(data)),
         lr=settings.lr,
-        weight_decay=0.0,
-        warmup_steps=min(10, steps // 10),
-        grad_clip=1.0,
+        weight_decay=settings.weight_decay,
+        optimizer=settings.optimizer,
+        momentum=settings.momentum,
+        warmup_steps=warmup,
+        warmup_lr=settings.warmup_lr,
+        grad_clip=settings.grad_clip,
         log_every=max(1, steps // 10),
         checkpoint_every=steps,
     )
+    objective = PromptTuneObjective(
+        PromptClassifier(model, learner, classes), augment=BatchAugment(), weight_decay=settings.weight_decay
+    )
     result = fit(
-        PromptTuneObjective(PromptClassifier(model, learner, classes), augment=BatchAugment()),
+        objective,
         data,
         few_shot_collate,
         lambda rank, world: WeightedDistributedSampler(np.ones(len(data)), rank, world, seed=seed),

@@ -30,9 +30,12 @@ def summarise_sweep(
     labels: np.ndarray,
     chance: dict[str, float],
     bootstrap: int,
+    bootstrap_seed: int = 0,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """``baselines``: name → evaluate() result; ``runs``: per (shots, seed) with ``metrics``;
-    ``stacked``: shots → scores ``[N, seeds, C]``. Returns metrics, std, ci95, chance and by_shots."""
+    ``stacked``: shots → scores ``[N, seeds, C]``; ``clusters``: bootstrap unit of each scored row.
+    Returns metrics, std, ci95, chance and by_shots."""
     metrics: dict[str, Any] = {}
     std: dict[str, Any] = {}
     ci: dict[str, Any] = {}
@@ -46,7 +49,13 @@ def summarise_sweep(
     for shots, scores in stacked.items():
         mine = [r for r in runs if r["shots"] == shots]
         spread = {key: M.mean_std([r["metrics"][key] for r in mine]) for key in mine[0]["metrics"]}
-        intervals = M.bootstrap_cis(M.seed_average(headline), scores[rows], y[rows], n=bootstrap) if bootstrap else {}
+        intervals = (
+            M.bootstrap_cis(
+                M.seed_average(headline), scores[rows], y[rows], n=bootstrap, seed=bootstrap_seed, clusters=clusters
+            )
+            if bootstrap
+            else {}
+        )
         for key, entry in spread.items():
             flat = f"{key}@{shot_label(shots)}"
             metrics[flat] = entry["mean"]

@@ -6,6 +6,10 @@
   (``mean_auroc_eval_classes``; CheXpert: its five competition tasks);
 - binary: the same pair for the one class → AUROC, accuracy, sensitivity, specificity.
 
+The pair is scored by its log-odds ``scale·(pos − neg)``, the logit of CheXzero's probability: the
+same ranking, but a float32 softmax rounds large gaps to exactly 1.0, so at the logit scales trained
+models reach (100) it would tie scores and change the AUROC. Labels follow ``labels.py``.
+
 ``--task`` may ask for another protocol when the data fits it (``check_task``).
 """
 
@@ -16,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 
 from umcl_cli.data.manifest import PreparedDataset
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation import metrics as M
 from umcl_cli.evaluation.features import encode_image_files
+from umcl_cli.evaluation.labels import bootstrap_record, bootstrap_units, label_matrix, multiclass_targets
 from umcl_cli.evaluation.plots import confusion_matrix_png, roc_curves_png
 from umcl_cli.evaluation.prompt_sources import ClassTexts
 from umcl_cli.model.dual_encoder import DualEncoder
@@ -30,11 +36,8 @@ TASKS = ("multiclass", "multilabel", "binary")
 
 
 def eval_labels(ds: PreparedDataset, split: str, classes: list[str]) -> np.ndarray:
-    """Test labels: blank → 0 (not mentioned), uncertain (-1) → NaN (excluded from that class)."""
-    frame = ds.split(split)
-    raw = frame.select(classes).to_numpy().astype(np.float32)
-    raw = np.where(np.isnan(raw), 0.0, raw)
-    return np.where(raw == -1, np.nan, raw)
+    """Labels of ``split``: blank → 0 (not mentioned), uncertain (-1) → NaN; see ``labels.py``."""
+    return label_matrix(ds.split(split), classes)
 
 
 def default_classes(ds: PreparedDataset, task: str) -> list[str]:
@@ -60,11 +63,18 @@ def check_task(ds: PreparedDataset, task: str, classes: list[str], labels: np.nd
             )
 
 
+def pair_log_odds(image_features: torch.Tensor, texts: ClassTexts, scale: float) -> torch.Tensor:
+    """``[N, C]`` float64 log-odds of the positive prompt against the negative one, ``scale·(pos − neg)``."""
+    features = image_features.double()
+    return scale * (features @ texts.positive.double().T - features @ texts.negative.double().T)
+
+
 def pair_probability(image_features: torch.Tensor, texts: ClassTexts, scale: float) -> torch.Tensor:
-    """``[N, C]`` probability of the positive prompt in a softmax over (positive, negative)."""
-    pos = scale * image_features @ texts.positive.T
-    neg = scale * image_features @ texts.negative.T
-    return torch.softmax(torch.stack([pos, neg]), dim=0)[0]
+    """``[N, C]`` probability of the positive prompt in a softmax over (positive, negative), CheXzero's score.
+
+    It rounds to 1.0 for large gaps even in float64, so metrics rank by ``pair_log_odds`` instead.
+    """
+    return torch.sigmoid(pair_log_odds(image_features, texts, scale))
 
 
 def zeroshot_scores(
@@ -78,28 +88,45 @@ def zeroshot_scores(
 
 
 def task_scores(model: DualEncoder, image_features: torch.Tensor, texts: ClassTexts, task: str) -> torch.Tensor:
-    """``[N, C]`` class logits (multiclass) or positive-vs-negative prompt probabilities (the others)."""
+    """``[N, C]`` class logits (multiclass) or positive-vs-negative prompt log-odds (the others)."""
     if task == "multiclass":
         return image_features @ texts.positive.T
-    return pair_probability(image_features, texts, float(model.scale().detach()))
+    return pair_log_odds(image_features, texts, float(model.scale().detach()))
+
+
+def binary_on_log_odds(log_odds: torch.Tensor, labels: torch.Tensor, threshold: float) -> dict[str, float | None]:
+    """``binary_metrics`` of log-odds scores at a *probability* threshold (positive: p >= threshold)."""
+    if not 0 < threshold < 1:
+        raise UsageError(f"threshold {threshold} is not a probability in (0, 1)", "pass a threshold such as 0.5")
+    result = M.binary_metrics(log_odds, labels, threshold=float(np.log(threshold / (1 - threshold))))
+    return {**result, "threshold": threshold}
 
 
 def headline_metrics(
-    task: str, classes: list[str], standard: list[str], threshold: float = 0.5
+    task: str, classes: list[str], standard: list[str], labels: np.ndarray, threshold: float = 0.5
 ) -> Callable[[torch.Tensor, torch.Tensor], dict[str, float | None]]:
-    """The task's headline metrics as one function of (scores ``[N, C]``, labels ``[N, C]``), for bootstraps."""
+    """The task's headline metrics as one function of (scores ``[N, C]``, labels ``[N, C]``), for bootstraps.
+
+    ``labels`` are the full test labels: the multilabel means average exactly the classes scorable
+    on them, so a resample that loses a class's positives is skipped, not averaged over fewer classes.
+    """
+    scorable = M.scorable_classes(labels, classes)
+    scorable_standard = [c for c in standard if c in scorable]
 
     def multiclass(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
-        r = M.multiclass_metrics(scores, labels.argmax(dim=1), classes)
+        r = M.multiclass_metrics(scores, multiclass_targets(labels), classes)
         return {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
 
     def multilabel(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
-        r = M.multilabel_auroc(scores, labels, classes)
-        return {"mean_auroc": r["mean_auroc"], "mean_auroc_eval_classes": M.mean_of(r["per_class"], standard)}
+        per_class = M.multilabel_auroc(scores, labels, classes)["per_class"]
+        return {
+            "mean_auroc": M.mean_auroc_over(per_class, scorable),
+            "mean_auroc_eval_classes": M.mean_auroc_over(per_class, scorable_standard),
+        }
 
     def binary(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
         valid = ~torch.isnan(labels[:, 0])
-        r = M.binary_metrics(scores[valid, 0], labels[valid, 0], threshold=threshold)
+        r = binary_on_log_odds(scores[valid, 0], labels[valid, 0], threshold)
         return {k: r[k] for k in ("auroc", "accuracy", "sensitivity", "specificity")}
 
     return {"multiclass": multiclass, "multilabel": multilabel, "binary": binary}[task]
@@ -121,6 +148,8 @@ def evaluate(
     bootstrap: int = 1000,
     task: str | None = None,
     threshold: float = 0.5,
+    bootstrap_seed: int = 0,
+    bootstrap_unit: str = "auto",
 ) -> dict[str, Any]:
     """Score ``image_features`` (rows of ``split``) against ``texts``; every headline metric gets a CI."""
     task = task or ds.task
@@ -129,18 +158,24 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     standard = [c for c in ds.eval_classes if c in classes]
     scores, y = task_scores(model, image_features, texts, task), torch.from_numpy(labels)
-    headline = headline_metrics(task, classes, standard, threshold)
+    headline = headline_metrics(task, classes, standard, labels, threshold)
     rows = scored_rows(labels)
+    clusters, unit = bootstrap_units(ds.split(split).filter(pl.Series(rows.numpy())), bootstrap_unit)
     result: dict[str, Any] = {
         "task": task,
         "classes": classes,
         "n": len(labels),
         "metrics": headline(scores, y),
-        "ci95": M.bootstrap_cis(headline, scores[rows], y[rows], n=bootstrap) if bootstrap else {},
+        "ci95": (
+            M.bootstrap_cis(headline, scores[rows], y[rows], n=bootstrap, seed=bootstrap_seed, clusters=clusters)
+            if bootstrap
+            else {}
+        ),
+        "bootstrap": bootstrap_record(bootstrap, bootstrap_seed, unit),
     }
     title = f"zero-shot {ds.name} ({texts.source})"
     if task == "multiclass":
-        full = M.multiclass_metrics(scores, y.argmax(dim=1), classes)
+        full = M.multiclass_metrics(scores, multiclass_targets(y), classes)
         plot = confusion_matrix_png(full["confusion_matrix"], classes, out_dir / "confusion_matrix.png", title)
         result.update(
             chance={"accuracy": 1 / len(classes), "macro_f1": 1 / len(classes)},
@@ -151,7 +186,7 @@ def evaluate(
         return result
     if task == "binary":
         valid = ~torch.isnan(y[:, 0])
-        per_class = {classes[0]: M.binary_metrics(scores[valid, 0], y[valid, 0], threshold=threshold)}
+        per_class = {classes[0]: binary_on_log_odds(scores[valid, 0], y[valid, 0], threshold)}
         result.update(chance={"auroc": 0.5}, per_class=per_class, threshold=threshold)
     else:
         per_class = M.multilabel_auroc(scores, y, classes)["per_class"]

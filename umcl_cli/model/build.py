@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from umcl_cli import registry
-from umcl_cli.errors import UsageError
+from umcl_cli.errors import UsageError, first_line
 from umcl_cli.model.dual_encoder import DualEncoder
 from umcl_cli.model.prompt_learner import PromptLearner
 from umcl_cli.recipe import ModelConfig
@@ -19,12 +19,20 @@ def _call_factory(kind: str, name: str, options: dict[str, Any], context: dict[s
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     # Context (corpus, image size) goes only to factories that ask for it.
     extra = {k: v for k, v in context.items() if k not in options and (takes_any or k in params)}
+    field = f"model.{kind.removesuffix('s')}.options"
     try:
         return factory(**options, **extra)
     except TypeError as exc:
         raise UsageError(
             f"{registry.KIND_NAMES[kind]} '{name}' rejected its options: {exc}",
             "check the options under model.*_encoder.options in the recipe",
+        ) from exc
+    except (RuntimeError, ValueError, OverflowError, MemoryError) as exc:
+        # Out-of-range sizes (hidden_size=-1, 10**12) surface as torch errors while building.
+        raise UsageError(
+            f"{field}: {registry.KIND_NAMES[kind]} '{name}' cannot be built from these values "
+            f"({type(exc).__name__}: {first_line(exc)})",
+            f"check the sizes under {field}",
         ) from exc
 
 
@@ -58,6 +66,6 @@ def build_model(
     if prompt:
         p = cfg.prompt
         model.prompt_learner = PromptLearner(
-            text_encoder, classes, n_ctx=p.n_ctx, init=p.init, csc=p.csc, position=p.position
+            text_encoder, classes, n_ctx=p.n_ctx, init=p.init, csc=p.csc, position=p.position, compose=p.compose
         )
     return model

@@ -7,8 +7,6 @@ version. Only tensors and plain containers are stored, so loading never unpickle
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +14,20 @@ import torch
 from safetensors.torch import save_file
 
 from umcl_cli import __version__, registry
-from umcl_cli.errors import UsageError
+from umcl_cli.errors import UsageError, first_line
+from umcl_cli.io_safety import atomic_write
 from umcl_cli.model.dual_encoder import DualEncoder
 from umcl_cli.model.prompt_learner import PromptLearner
 
 FORMAT = "umcl-model"
 FORMAT_VERSION = 1
+# What load_model reads; "prompt" may be None but must be present.
+REQUIRED = ("image_encoder", "text_encoder", "embed_dim", "logit_scale_max", "classes", "prompt", "state_dict")
 
 
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same directory, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def model_payload(
@@ -65,7 +58,9 @@ def save_model(payload: dict[str, Any], path: Path, export_safetensors: bool = T
     atomic_save(payload, path)
     if export_safetensors:
         tensors = {k: v.contiguous() for k, v in payload["state_dict"].items()}
-        save_file(tensors, str(path.with_suffix(".safetensors")), metadata={"format": FORMAT})
+        atomic_write(
+            path.with_suffix(".safetensors"), lambda tmp: save_file(tensors, str(tmp), metadata={"format": FORMAT})
+        )
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -81,6 +76,12 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UsageError(f"{path} is not a umcl checkpoint", "pass the model.pt written by `umcl pretrain`")
+    missing = [key for key in REQUIRED if key not in payload]
+    if missing:
+        raise UsageError(
+            f"{path} is a damaged umcl checkpoint (it lacks {', '.join(missing)})",
+            "pass a complete model.pt written by `umcl pretrain`",
+        )
     return payload
 
 
@@ -92,26 +93,41 @@ def build_prompt_learner(model: DualEncoder, config: dict[str, Any]) -> PromptLe
         init=None,  # the trained context comes from the state dict; its shape is set by n_ctx
         csc=config["csc"],
         position=config["position"],
+        compose=config.get("compose", "joint"),  # checkpoints from before composition existed
     )
 
 
 def load_model(path: Path) -> tuple[DualEncoder, dict[str, Any]]:
     """Rebuild the model from ``model.pt`` alone; return it (eval mode) and the payload."""
     payload = read_checkpoint(path)
-    image_factory = registry.load("image_encoders", payload["image_encoder"]["name"])
-    text_factory = registry.load("text_encoders", payload["text_encoder"]["name"])
-    image_encoder = image_factory(**payload["image_encoder"]["spec"])
-    text_encoder = text_factory(**payload["text_encoder"]["spec"])
-    model = DualEncoder(
-        image_encoder,
-        text_encoder,
-        embed_dim=payload["embed_dim"],
-        classes=payload["classes"],
-        logit_scale_max=payload["logit_scale_max"],
-    )
-    if payload["prompt"] is not None:
-        model.prompt_learner = build_prompt_learner(model, payload["prompt"])
-        model.prompt_learner.init = payload["prompt"]["init"]
-    model.load_state_dict(payload["state_dict"])
+    try:
+        image_factory = registry.load("image_encoders", payload["image_encoder"]["name"])
+        text_factory = registry.load("text_encoders", payload["text_encoder"]["name"])
+        image_encoder = image_factory(**payload["image_encoder"]["spec"])
+        text_encoder = text_factory(**payload["text_encoder"]["spec"])
+        model = DualEncoder(
+            image_encoder,
+            text_encoder,
+            embed_dim=payload["embed_dim"],
+            classes=payload["classes"],
+            logit_scale_max=payload["logit_scale_max"],
+        )
+        if payload["prompt"] is not None:
+            model.prompt_learner = build_prompt_learner(model, payload["prompt"])
+            model.prompt_learner.init = payload["prompt"]["init"]
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        # A payload that passed the format check but whose parts do not rebuild a model.
+        raise UsageError(
+            f"{path} is a damaged umcl checkpoint ({type(exc).__name__}: {first_line(exc)})",
+            "pass a complete model.pt written by `umcl pretrain`",
+        ) from exc
+    # Weights only: a buffer may hold -inf on purpose (an attention mask).
+    diverged = [k for k, p in model.named_parameters() if not torch.isfinite(p).all()]
+    if diverged:
+        raise UsageError(
+            f"{path} holds non-finite weights ({diverged[0]}): the training that wrote it diverged",
+            "train again with a lower train.lr",
+        )
     model.eval()
     return model, payload

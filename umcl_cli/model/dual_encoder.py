@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from umcl_cli.model.encoders import ImageEncoder, TextEncoder
-from umcl_cli.model.prompt_learner import PromptLearner
+from umcl_cli.model.prompt_learner import PromptLearner, class_phrase
 
 
 class DualEncoder(nn.Module):
@@ -65,6 +65,35 @@ class DualEncoder(nn.Module):
         out = self.text_encoder(inputs_embeds=embeds, attention_mask=mask)
         return F.normalize(self.text_proj(out), dim=-1)
 
+    def encode_label_sets(self, class_sets: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Per-class composition: each row is the normalised mean of its classes' prompt features.
+
+        Each distinct class prompt is encoded once per batch; a row with no positive class takes
+        the "no finding" prompt.
+        """
+        learner = self.prompt_learner
+        if learner is None:
+            raise ValueError("this model has no prompt learner")
+        needed = sorted({c for s in class_sets for c in s})
+        column = {c: k for k, c in enumerate(needed)}
+        phrases = [class_phrase([learner.classes[c]]) for c in needed]
+        sets: list[list[int]] = [[c] for c in needed]
+        if any(not s for s in class_sets):
+            phrases.append(class_phrase([]))
+            sets.append([])
+        features = self.encode_prompts(phrases, sets)
+        weights = torch.zeros(len(class_sets), len(phrases), device=features.device, dtype=features.dtype)
+        for row, s in enumerate(class_sets):
+            for c in s or [None]:
+                weights[row, column[c] if c is not None else -1] = 1.0 / max(len(s), 1)
+        return F.normalize(weights @ features, dim=-1)
+
+    def encode_label_rows(self, phrases: Sequence[str], class_sets: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Text features of label-only rows, composed as the prompt learner says."""
+        if self.prompt_learner is not None and self.prompt_learner.compose == "per_class":
+            return self.encode_label_sets(class_sets)
+        return self.encode_prompts(phrases, class_sets)
+
     def forward(self, inputs: dict) -> dict[str, torch.Tensor]:
         """Features of one training batch.
 
@@ -77,7 +106,7 @@ class DualEncoder(nn.Module):
             parts.append(self.encode_text(inputs["input_ids"], inputs["attention_mask"]))
             order.append(inputs["text_rows"])
         if len(inputs["prompt_rows"]):
-            parts.append(self.encode_prompts(inputs["phrases"], inputs["class_sets"]))
+            parts.append(self.encode_label_rows(inputs["phrases"], inputs["class_sets"]))
             order.append(inputs["prompt_rows"])
         text_features = torch.cat(parts)[torch.argsort(torch.cat(order))]
         return {"image_features": image_features, "text_features": text_features, "logit_scale": self.scale()}

@@ -97,13 +97,17 @@ class PromptTuneObjective(TrainTask):
     """CoOp: cross-entropy over class prompts; only the context vectors learn."""
 
     def __init__(
-        self, classifier: PromptClassifier, augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self,
+        classifier: PromptClassifier,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        weight_decay: float = 0.0,
     ) -> None:
         self.module = classifier
         self.augment = augment
+        self.weight_decay = weight_decay  # CoOp decays the context (5e-4); umcl's default does not
 
     def param_groups(self) -> list[dict[str, Any]]:
-        return [{"params": [self.module.learner.ctx], "weight_decay": 0.0}]
+        return [{"params": [self.module.learner.ctx], "weight_decay": self.weight_decay}]
 
     def to_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
         images = batch["images"].to(device)

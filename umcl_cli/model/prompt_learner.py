@@ -5,6 +5,13 @@ A prompt is ``[CLS] ctx_1 … ctx_n <class phrase tokens> [SEP]`` (``position="e
 Label-only rows use the phrase of their positive classes ("cardiomegaly, pleural effusion", or
 "no finding"); zero-shot uses one phrase per class. Context vectors are shared by default or
 class-specific (``csc``); with ``csc`` a phrase naming several classes averages their contexts.
+
+``compose`` says how a label-only row with several positive classes gets its text: ``joint``, one
+prompt naming them all; ``per_class``, the mean of the single-class prompt features, so training
+shapes exactly the one-class prompts that zero-shot classification reads.
+
+``n_ctx`` is honoured together with initial words: extra vectors (N(0, 0.02)) are added, or words
+dropped, on the side away from the class phrase, so the words next to the class stay as written.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from torch import nn
 
 from umcl_cli.model.encoders import TextEncoder
 
+DEFAULT_N_CTX = 4
+
 
 def class_phrase(classes: Sequence[str]) -> str:
     return ", ".join(c.lower() for c in classes) if classes else "no finding"
@@ -27,10 +36,11 @@ class PromptLearner(nn.Module):
         self,
         text_encoder: TextEncoder,
         classes: Sequence[str],
-        n_ctx: int = 4,
+        n_ctx: int | None = None,
         init: str | None = "a chest x-ray showing",
         csc: bool = False,
         position: str = "end",
+        compose: str = "joint",
     ) -> None:
         super().__init__()
         # Not a submodule: the learner borrows the encoder's embedding table, it does not own it.
@@ -38,17 +48,26 @@ class PromptLearner(nn.Module):
         self.classes = list(classes)
         self.csc = csc
         self.position = position
+        self.compose = compose
         self.init = init
         width = text_encoder.token_embedding.embedding_dim
+        words = torch.empty(0, width)
         if init:
-            ids = self._phrase_ids(init)
             with torch.no_grad():
-                base = text_encoder.token_embedding(torch.tensor(ids)).detach().clone()
-        else:
-            base = torch.randn(n_ctx, width) * 0.02
-        self.n_ctx = base.shape[0]
-        if csc:
-            base = base.unsqueeze(0).repeat(len(self.classes), 1, 1)
+                words = text_encoder.token_embedding(torch.tensor(self._phrase_ids(init))).detach().clone()
+        self.n_ctx = n_ctx or (words.shape[0] if init else DEFAULT_N_CTX)
+        rows = len(self.classes) if csc else 1
+        # Class-specific contexts are drawn independently (CoOp), then the initial words overwrite
+        # the positions they cover.
+        base = torch.randn(rows, self.n_ctx, width) * 0.02
+        keep = min(self.n_ctx, words.shape[0])
+        if keep:
+            if position == "end":  # class phrase after the context: keep the words nearest to it
+                base[:, self.n_ctx - keep :] = words[words.shape[0] - keep :]
+            else:
+                base[:, :keep] = words[:keep]
+        if not csc:
+            base = base[0]
         self.ctx = nn.Parameter(base)
         self._ids_cache: dict[str, list[int]] = {}
 
@@ -59,6 +78,7 @@ class PromptLearner(nn.Module):
             "init": self.init,
             "csc": self.csc,
             "position": self.position,
+            "compose": self.compose,
         }
 
     def attach(self, text_encoder: TextEncoder) -> None:

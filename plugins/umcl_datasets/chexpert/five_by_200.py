@@ -6,6 +6,11 @@ uncertain (-1) label anywhere disqualifies a row. ``--per-class`` are drawn per 
 ``--seed`` (the original draw was unseeded and never released). The manifest keeps CheXpert's
 ``Path`` in ``csv_path``; ``umcl prepare chexpert --exclude-5x200 DIR`` removes those images from
 the training manifest.
+
+Papers differ partly because each drew its own 5x200. ``--draws K`` writes K seeded draws (seeds SEED
+… SEED+K-1): the first in OUT, the others in ``OUT/draw-1`` … (listed as ``draw_dirs`` in OUT's
+dataset.json); ``umcl zeroshot`` on OUT then reports mean ± std over the draws, and
+``--exclude-5x200 OUT`` removes the images of every draw.
 """
 
 from __future__ import annotations
@@ -34,7 +39,23 @@ class Chexpert5x200Dataset(DatasetPlugin[Chexpert5x200Options]):
     def prepare(self, opts: Chexpert5x200Options, out: Path) -> list[Path]:
         root, folder = locate(opts)
         train = read_table(root, folder, "train.csv").with_columns(pl.col(_OTHERS).fill_null(0.0))
-        selected = select(train, opts.per_class, opts.seed)
+        draw_dirs = [f"draw-{k}" for k in range(1, opts.draws)]
+        return [
+            self._draw(train, opts, root, folder, opts.seed + k, out / draw_dirs[k - 1] if k else out, draw_dirs)
+            for k in range(opts.draws)
+        ]
+
+    def _draw(
+        self,
+        train: pl.DataFrame,
+        opts: Chexpert5x200Options,
+        root: Path,
+        folder: str,
+        seed: int,
+        out: Path,
+        draw_dirs: list[str],
+    ) -> Path:
+        selected = select(train, opts.per_class, seed)
         keep = existing(root, selected, opts)
         selected = selected.filter(pl.Series(keep)).with_columns(pl.lit("test").alias("split"))
         info = {
@@ -46,14 +67,17 @@ class Chexpert5x200Dataset(DatasetPlugin[Chexpert5x200Options]):
             "uncertain_policy": "none (candidates have no uncertain label)",
             "rule": "train.csv, blanks as 0, frontal only; class = 1 and every other class except No Finding = 0",
             "per_class": opts.per_class,
-            "seed": opts.seed,
+            "seed": seed,
+            "draws": opts.draws,
+            # Only the first draw lists the others, so zeroshot on it averages over all of them.
+            "draw_dirs": draw_dirs if seed == opts.seed else [],
             "missing_images_skipped": int((~keep).sum()),
             "image_paths": "absolute",
             "source": {"root": str(root), "folder": folder},
             "options": opts.model_dump(mode="json"),
         }
         frame = selected.select(manifest_columns(root, list(CHEXPERT_COMPETITION)))
-        return [write_prepared(out, frame, info)]
+        return write_prepared(out, frame, info)
 
 
 def select(train: pl.DataFrame, per_class: int, seed: int) -> pl.DataFrame:

@@ -45,3 +45,6 @@ class ChexpertOptions(CommonOptions):
 class Chexpert5x200Options(CommonOptions):
     per_class: int = Field(200, ge=1, le=10_000, description="Images drawn per competition class.")
     seed: int = Field(0, ge=0, description="Seed of the draw (GLoRIA's was unseeded and never released).")
+    draws: int = Field(
+        1, ge=1, le=100, description="Independent draws (seeds SEED, SEED+1, ...); zeroshot reports mean ± std."
+    )

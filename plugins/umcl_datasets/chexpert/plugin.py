@@ -77,6 +77,8 @@ def _exclude(table: pl.DataFrame, five_by_200: Path | None) -> tuple[dict[str, o
             f"--exclude-5x200 {five_by_200} is a prepared '{prepared.name}' dataset, not chexpert-5x200",
             "pass the directory `umcl prepare chexpert-5x200` wrote",
         )
-    keys = prepared.frame["csv_path"].str.replace(r"^[^/]*/", "")
+    # Every draw of a multi-draw set: none of their images may be trained on.
+    draws = [prepared, *(PreparedDataset(prepared.root / d) for d in prepared.info.get("draw_dirs", []))]
+    keys = pl.concat([d.frame["csv_path"] for d in draws]).str.replace(r"^[^/]*/", "")
     drop = table["key"].is_in(keys.implode())
-    return {"dir": str(prepared.root), "images": int(drop.sum())}, table.filter(~drop)
+    return {"dir": str(prepared.root), "draws": len(draws), "images": int(drop.sum())}, table.filter(~drop)

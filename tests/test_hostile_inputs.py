@@ -155,11 +155,13 @@ def break_images(dataset: Path, how: str, split: str = "train", count: int | Non
     return broken
 
 
-@pytest.mark.parametrize("how", ["zero-byte", "truncated", "not-an-image"])
-def test_pretrain_names_an_unreadable_image(base: Path, tmp_path: Path, how: str) -> None:
+@pytest.mark.parametrize(
+    ("how", "workers"), [("zero-byte", 0), ("truncated", 0), ("not-an-image", 0), ("truncated", 1)]
+)
+def test_pretrain_names_an_unreadable_image(base: Path, tmp_path: Path, how: str, workers: int) -> None:
     data = copy_data(base, tmp_path)
     broken = break_images(data / "synthetic", how)
-    result = pretrain(data, tmp_path / "run")
+    result = pretrain(data, tmp_path / "run", extra=(f"data.num_workers={workers}",))
     line = error_line(result, 2, "cannot read image", "--on-bad-image skip")
     assert any(path in line for path in broken), line
     assert not (tmp_path / "run" / "model.pt").exists()

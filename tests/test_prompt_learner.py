@@ -131,3 +131,27 @@ def test_per_class_composition_is_the_mean_of_single_class_prompts(tiny_model) -
         joint = model.encode_label_rows(["cardiomegaly, pleural effusion"], [[2, 10]])
         written = model.encode_prompts(["cardiomegaly, pleural effusion"], [[2, 10]])
     assert torch.equal(joint, written)
+
+
+def test_label_view_replaces_labelled_reports_by_their_label_prompt(tiny_model) -> None:
+    model = tiny_model.eval()
+    tokens = model.text_encoder.tokenize(["no pneumothorax.", "moderate left pleural effusion"])
+    inputs = {
+        "images": torch.randn(3, 1, 32, 32),
+        "text_rows": torch.tensor([0, 1]),
+        "prompt_rows": torch.tensor([2]),
+        "input_ids": tokens["input_ids"],
+        "attention_mask": tokens["attention_mask"],
+        "phrases": ["cardiomegaly"],
+        "class_sets": [[2]],
+        "view_rows": torch.tensor([1]),  # row 1 is a labelled pair, row 0 a pair without labels
+        "view_phrases": ["pleural effusion"],
+        "view_class_sets": [[10]],
+    }
+    with torch.no_grad():
+        out = model(inputs)
+        effusion = model.encode_prompts(["pleural effusion"], [[10]])
+    view = out["label_view_features"]
+    assert torch.equal(view[0], out["text_features"][0])
+    assert torch.allclose(view[1], effusion[0], atol=1e-6)
+    assert torch.equal(view[2], out["text_features"][2])

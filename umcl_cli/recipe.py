@@ -82,6 +82,13 @@ class PromptConfig(Strict):
     init: str | None = Field("a chest x-ray showing", description="initial words; null = N(0, 0.02)")
     csc: bool = Field(False, description="class-specific contexts instead of one shared context")
     position: Literal["front", "end"] = "end"
+    pair_weight: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="weight of the label view: labelled image-report pairs also matched to the prompt of "
+        "their label set, so prompts learn from report-labelled images (0 = off)",
+    )
     compose: Literal["joint", "per_class"] = Field(
         "joint",
         description="label-only rows with several classes: one prompt naming all (joint), or the mean of "

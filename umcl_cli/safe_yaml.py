@@ -27,7 +27,7 @@ def load_bounded(text: str, source: str) -> Any:
     YAML syntax errors propagate as ``yaml.YAMLError`` for the caller to place.
     """
     if len(text) > MAX_BYTES:
-        raise UsageError(f"{source} is larger than {MAX_BYTES // 1024} KB", "a recipe is a short YAML file")
+        raise UsageError(f"{source} is larger than {MAX_BYTES // 1024} KB", "keep recipes and prompt files short")
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -13,6 +14,7 @@ from rich.table import Table
 from umcl_cli.data.manifest import PreparedDataset
 from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.errors import UsageError
+from umcl_cli.evaluation.zeroshot import check_task, default_classes, eval_labels
 from umcl_cli.model.checkpoint import load_model
 from umcl_cli.model.dual_encoder import DualEncoder
 
@@ -100,3 +102,17 @@ def per_class_table(title: str, per_class: dict[str, dict[str, Any]], columns: S
     for name, row in per_class.items():
         table.add_row(name, *(fmt(row.get(c)) for c in columns))
     return table
+
+
+def zeroshot_problem(
+    dataset: str, data_root: str | None, classes: str | None, task: str | None, split: str
+) -> tuple[PreparedDataset, str, list[str], np.ndarray]:
+    """Dataset, task, class names and checked labels of a zero-shot run, before anything is encoded."""
+    ds = resolve_dataset(dataset, data_root)
+    task = task or ds.task
+    class_names = choose_classes(ds, classes) if classes else default_classes(ds, task)
+    if ds.split(split).height == 0:
+        raise UsageError(f"dataset {ds.name} has no '{split}' rows", "choose another --split")
+    labels = eval_labels(ds, split, class_names)
+    check_task(ds, task, class_names, labels, split)
+    return ds, task, class_names, labels

@@ -127,7 +127,9 @@ def run_pretrain(
     loss = registry.load("losses", recipe.loss.name)(**recipe.loss.options)
     t = recipe.train
     augment = BatchAugment(**recipe.data.augmentation.model_dump()) if recipe.data.augment else None
-    objective = PretrainObjective(model, loss, t.lr, t.weight_decay, t.text_lr, augment=augment)
+    objective = PretrainObjective(
+        model, loss, t.lr, t.weight_decay, t.text_lr, augment=augment, pair_weight=recipe.model.prompt.pair_weight
+    )
     result = fit(
         objective,
         stream,

@@ -9,15 +9,14 @@ from typing import Any
 import torch
 from rich.table import Table
 
-from umcl_cli.cli.common import choose_classes, console, fmt, load_eval_model
-from umcl_cli.data.resolve import resolve_dataset
+from umcl_cli.cli.common import console, fmt, load_eval_model, zeroshot_problem
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation import prompt_sources
 from umcl_cli.evaluation.feature_cache import split_features
 from umcl_cli.evaluation.outputs import default_out, write_metrics
 from umcl_cli.evaluation.plots import sensitivity_png
 from umcl_cli.evaluation.sensitivity import BUILTIN_STYLES, load_styles, run_styles, spread, standing, style_table
-from umcl_cli.evaluation.zeroshot import check_task, default_classes, eval_labels, headline_metrics, task_scores
+from umcl_cli.evaluation.zeroshot import headline_metrics, task_scores
 
 
 def run_sensitivity(
@@ -34,13 +33,7 @@ def run_sensitivity(
     cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Headline zero-shot metrics per prompt style (built-in, or a ``styles`` YAML file) and their spread."""
-    ds = resolve_dataset(dataset, data_root)
-    task = task or ds.task
-    class_names = choose_classes(ds, classes) if classes else default_classes(ds, task)
-    if ds.split(split).height == 0:
-        raise UsageError(f"dataset {ds.name} has no '{split}' rows", "choose another --split")
-    labels = eval_labels(ds, split, class_names)
-    check_task(ds, task, class_names, labels, split)
+    ds, task, class_names, labels = zeroshot_problem(dataset, data_root, classes, task, split)
     if styles is not None and not Path(styles).is_file():
         raise UsageError(f"--styles {styles}: no such file", "pass a YAML file of prompt styles (see README)")
     tables = (

@@ -8,17 +8,16 @@ from typing import Any
 import typer
 import yaml
 
-from umcl_cli.cli.common import choose_classes, console, load_eval_model, metric_table, per_class_table
+from umcl_cli.cli.common import console, load_eval_model, metric_table, per_class_table, zeroshot_problem
 from umcl_cli.cli.errors import handle_errors
 from umcl_cli.data.manifest import PreparedDataset
-from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation import metrics as M
 from umcl_cli.evaluation import prompt_sources
 from umcl_cli.evaluation.feature_cache import split_features
 from umcl_cli.evaluation.labels import bootstrap_units
 from umcl_cli.evaluation.outputs import default_out, write_metrics
-from umcl_cli.evaluation.zeroshot import check_task, default_classes, eval_labels, evaluate
+from umcl_cli.evaluation.zeroshot import evaluate
 
 
 def run_zeroshot(
@@ -36,12 +35,7 @@ def run_zeroshot(
     bootstrap_seed: int = 0,
     bootstrap_unit: str = "auto",
 ) -> dict[str, Any]:
-    ds = resolve_dataset(dataset, data_root)
-    task = task or ds.task
-    class_names = choose_classes(ds, classes) if classes else default_classes(ds, task)
-    if ds.split(split).height == 0:
-        raise UsageError(f"dataset {ds.name} has no '{split}' rows", "choose another --split")
-    check_task(ds, task, class_names, eval_labels(ds, split, class_names), split)  # before any encoding
+    ds, task, class_names, _ = zeroshot_problem(dataset, data_root, classes, task, split)  # before any encoding
     bootstrap_units(ds.split(split), bootstrap_unit)
     # A multi-draw test set (prepare chexpert-5x200 --draws K) is scored on every draw.
     draws = [ds, *(PreparedDataset(ds.root / d) for d in ds.info.get("draw_dirs", []))]

@@ -9,6 +9,7 @@ one (it checks the manifest's hash, so a stale cache is rebuilt, not misused).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import json
@@ -34,6 +35,7 @@ def prepare_staged(target: Path, build: Callable[[Path], list[Path]]) -> list[Pa
     if target.is_symlink():  # swap the folder it points at; renaming would replace the link itself
         target = target.resolve()
     _check_replaceable(target)
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
     target.parent.mkdir(parents=True, exist_ok=True)
     _recover_abandoned(target)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.prepare-{os.getpid()}-"))
@@ -42,6 +44,12 @@ def prepare_staged(target: Path, build: Callable[[Path], list[Path]]) -> list[Pa
         _check_sources_outside(target, staging, written)
         os.chmod(staging, dir_mode())  # mkdtemp makes it 0700, which would block sharing the dataset
         _swap_in(staging, target, written)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:  # a failed prepare leaves no trace, not even an empty data/
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # the old dataset after a swap, else the partial new one
     return [target / rel for rel in written]

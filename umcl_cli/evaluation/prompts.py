@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from umcl_cli.errors import UsageError
+from umcl_cli.safe_yaml import load_bounded
 
 TEMPLATES: tuple[str, ...] = (
     "{}",
@@ -97,7 +98,7 @@ def negative_prompts(name: str) -> list[str]:
 def load_prompt_file(path: Path, classes: Sequence[str]) -> dict[str, dict[str, list[str]]]:
     """User YAML: ``{class: [positive prompts]}`` or ``{class: {positive: [...], negative: [...]}}``."""
     try:
-        tree = yaml.safe_load(Path(path).read_text())
+        tree = load_bounded(Path(path).read_text(), f"prompts file {path}")  # no alias bombs
     except yaml.YAMLError as exc:
         raise UsageError(f"prompts file {path} is not valid YAML", "fix its syntax") from exc
     if not isinstance(tree, dict):

@@ -25,6 +25,7 @@ import yaml
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.prompt_sources import ClassTexts, from_text_prompts
 from umcl_cli.model.dual_encoder import DualEncoder
+from umcl_cli.safe_yaml import load_bounded
 
 # Lay or alternative wordings, written for umcl; a class without one keeps its name.
 SYNONYMS: dict[str, str] = {
@@ -97,7 +98,7 @@ def _template(value: Any, where: str) -> str:
 def load_styles(path: Path, classes: Sequence[str]) -> dict[str, dict[str, dict[str, list[str]]]]:
     """Styles from a user YAML file (see the module doc), as per-class prompt tables."""
     try:
-        tree = yaml.safe_load(Path(path).read_text())
+        tree = load_bounded(Path(path).read_text(), f"styles file {path}")  # no alias bombs
     except yaml.YAMLError as exc:
         raise UsageError(f"styles file {path} is not valid YAML", "fix its syntax") from exc
     if not isinstance(tree, dict) or not tree:

@@ -98,7 +98,9 @@ class DualEncoder(nn.Module):
         """Features of one training batch.
 
         ``inputs``: ``images``; ``input_ids``/``attention_mask`` for the rows listed in
-        ``text_rows``; ``phrases``/``class_sets`` for the label-only rows in ``prompt_rows``.
+        ``text_rows``; ``phrases``/``class_sets`` for the label-only rows in ``prompt_rows``;
+        optionally ``view_rows``/``view_phrases``/``view_class_sets``: labelled pairs whose label
+        prompt forms the label view (``label_view_features``).
         """
         image_features = self.encode_image(inputs["images"])
         parts, order = [], []
@@ -109,4 +111,13 @@ class DualEncoder(nn.Module):
             parts.append(self.encode_label_rows(inputs["phrases"], inputs["class_sets"]))
             order.append(inputs["prompt_rows"])
         text_features = torch.cat(parts)[torch.argsort(torch.cat(order))]
-        return {"image_features": image_features, "text_features": text_features, "logit_scale": self.scale()}
+        out = {"image_features": image_features, "text_features": text_features, "logit_scale": self.scale()}
+        if "view_rows" in inputs:
+            # The label view: labelled pairs take their label set's prompt in place of the report;
+            # every other row keeps its own text, so each row still has exactly one text.
+            view = text_features
+            if len(inputs["view_rows"]):
+                prompts = self.encode_label_rows(inputs["view_phrases"], inputs["view_class_sets"])
+                view = text_features.index_copy(0, inputs["view_rows"], prompts.to(text_features.dtype))
+            out["label_view_features"] = view
+        return out

@@ -27,6 +27,7 @@ class PretrainObjective(TrainTask):
         weight_decay: float,
         text_lr: float | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        pair_weight: float = 0.0,
     ) -> None:
         self.module = model
         self.augment = augment
@@ -34,6 +35,9 @@ class PretrainObjective(TrainTask):
         self.loss = loss
         self.lr, self.text_lr, self.weight_decay = lr, text_lr or lr, weight_decay
         self.find_unused_parameters = model.prompt_learner is not None
+        # Weight of the label view: every labelled image against the prompt of its label set (a
+        # pair's report replaced by its labels' prompt), so prompts also learn from report-labelled images.
+        self.pair_weight = pair_weight if model.prompt_learner is not None else 0.0
 
     def param_groups(self) -> list[dict[str, Any]]:
         named = list(self.model.named_parameters())
@@ -55,6 +59,12 @@ class PretrainObjective(TrainTask):
             "labels": batch["labels"].to(device),
             "has_labels": batch["has_labels"].to(device),
         }
+        if self.pair_weight:
+            has = batch["has_labels"].tolist()
+            view_rows = [i for i in text_rows if has[i]]
+            inputs["view_rows"] = torch.tensor(view_rows, dtype=torch.long, device=device)
+            inputs["view_phrases"] = [batch["phrases"][i] for i in view_rows]
+            inputs["view_class_sets"] = [batch["class_sets"][i] for i in view_rows]
         if text_rows:
             tokens = self.model.text_encoder.tokenize([texts[i] for i in text_rows])
             inputs["input_ids"] = tokens["input_ids"].to(device)
@@ -62,15 +72,21 @@ class PretrainObjective(TrainTask):
         return inputs
 
     def compute_loss(self, outputs: dict[str, Any], inputs: dict[str, Any]) -> torch.Tensor:
-        return self.loss(
-            ContrastiveBatch(
-                image_features=outputs["image_features"],
-                text_features=outputs["text_features"],
-                logit_scale=outputs["logit_scale"],
-                labels=inputs["labels"],
-                has_labels=inputs["has_labels"],
+        def contrast(text_features: torch.Tensor) -> torch.Tensor:
+            return self.loss(
+                ContrastiveBatch(
+                    image_features=outputs["image_features"],
+                    text_features=text_features,
+                    logit_scale=outputs["logit_scale"],
+                    labels=inputs["labels"],
+                    has_labels=inputs["has_labels"],
+                )
             )
-        )
+
+        loss = contrast(outputs["text_features"])
+        if "label_view_features" in outputs:
+            loss = loss + self.pair_weight * contrast(outputs["label_view_features"])
+        return loss
 
     def extra_logs(self) -> dict[str, float]:
         return {"logit_scale": float(self.model.scale().detach())}

@@ -61,7 +61,7 @@ def run_prompt_tune(
     lr: float = 2e-3,
     batch_size: int = 32,
     init: str = "checkpoint",
-    n_ctx: int = 4,
+    n_ctx: int | None = None,
     csc: bool = False,
     out: Path | None = None,
     force: bool = False,
@@ -336,7 +336,12 @@ def prompt_tune(
     init: str | None = typer.Option(
         None, "--init", help="checkpoint | phrase | random | 'your own words' (default: checkpoint; coop: random)"
     ),
-    n_ctx: int | None = typer.Option(None, "--n-ctx", min=1, help="context length (default 4; coop 16)"),
+    n_ctx: int | None = typer.Option(
+        None,
+        "--n-ctx",
+        min=1,
+        help="context vectors (default: as many as the init words, 4 for random; coop 16); pads or trims init words",
+    ),
     csc: bool = typer.Option(False, "--csc", help="class-specific contexts"),
     out: Path | None = typer.Option(None, "--out", help="output directory (prompts.pt, metrics.json)"),
     force: bool = typer.Option(False, "--force", help="replace prompts already in --out"),

@@ -45,7 +45,7 @@ class TuneSettings:
     lr: float = 2e-3
     batch_size: int = 32
     init: str = "checkpoint"
-    n_ctx: int = 4
+    n_ctx: int | None = None  # None: as many as the initial words, or 4 with random init
     csc: bool = False
     split: str = "train"
     protocol: str = "umcl"
@@ -130,7 +130,7 @@ def pick_shots(
     return np.concatenate(rows), np.concatenate(targets)
 
 
-def initial_learner(model: DualEncoder, classes: list[str], init: str, n_ctx: int, csc: bool) -> PromptLearner:
+def initial_learner(model: DualEncoder, classes: list[str], init: str, n_ctx: int | None, csc: bool) -> PromptLearner:
     if init == "checkpoint" and model.prompt_learner is not None:
         source = model.prompt_learner
         learner = PromptLearner(

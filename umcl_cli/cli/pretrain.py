@@ -21,6 +21,7 @@ from umcl_cli.engine.resume import adopt_run_file, read_train_state
 from umcl_cli.engine.trainer import fit, pick_device, resolve_resume, seed_everything
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.plots import training_curves
+from umcl_cli.io_safety import atomic_write
 from umcl_cli.model.build import build_model
 from umcl_cli.model.checkpoint import model_payload, save_model
 from umcl_cli.model.dual_encoder import DualEncoder
@@ -82,9 +83,8 @@ def build_consistent_model(recipe: Recipe, stream: UnifiedDataset, run_dir: Path
 
 
 def write_json_atomic(path: Path, value: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(value))
-    tmp.replace(path)
+    text = json.dumps(value)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def run_pretrain(

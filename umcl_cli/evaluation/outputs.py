@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from umcl_cli import __version__
+from umcl_cli.io_safety import atomic_write
 
 SCHEMA_VERSION = 2
 
@@ -91,9 +92,8 @@ def write_metrics(out_dir: Path, command: str, record: dict[str, Any]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "metrics.json"
     doc = {"schema_version": SCHEMA_VERSION, "umcl_version": __version__, "command": command, **record}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_clean(doc), indent=2) + "\n")
-    tmp.replace(path)
+    text = json.dumps(_clean(doc), indent=2) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
     return path
 
 

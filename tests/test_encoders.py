@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import re
 import time
 
 import huggingface_hub.constants
@@ -16,6 +17,7 @@ from safetensors.torch import save_file
 from transformers import AutoModel, AutoTokenizer
 
 from umcl_cli.errors import UsageError
+from umcl_encoders.convnet import build_convnet_image_encoder
 from umcl_encoders.hf_text import HFTextEncoder, build_hf_text_encoder
 from umcl_encoders.timm_image import TimmImageEncoder, build_timm_image_encoder
 
@@ -288,3 +290,29 @@ def test_minilm_rebuilds_offline_from_spec(minilm: HFTextEncoder) -> None:
     assert rebuilt.tokenize(SENTENCES)["input_ids"].equal(batch["input_ids"])
     assert rebuilt.special_token_ids == minilm.special_token_ids == {"cls": 101, "sep": 102, "pad": 0}
     torch.testing.assert_close(rebuilt.eval()(**batch), minilm(**batch))
+
+
+def test_convnet_flattens_its_map_and_rebuilds_from_its_spec() -> None:
+    torch.manual_seed(0)
+    enc = build_convnet_image_encoder(channels=[4, 8], image_size=16).eval()
+    images = torch.rand(2, 1, 16, 16)
+    assert enc.output_dim == 8 * 4 * 4 and enc(images).shape == (2, 128)
+    rebuilt = build_convnet_image_encoder(**enc.rebuild_spec()).eval()
+    rebuilt.load_state_dict(enc.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt(images), enc(images))
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"pool": "max"}, "unknown convnet pool 'max'"),
+        ({"channels": [8, 0]}, "must be positive widths"),
+        ({"channels": [8, 8, 8, 8], "image_size": 8}, "image_size 8 is too small for 4 stride-2 stages"),
+        ({"input_norm": "minmax"}, "unknown input_norm 'minmax'"),
+    ],
+)
+def test_convnet_bad_options_are_one_line_usage_errors(options: dict, named: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(named)) as caught:
+        build_convnet_image_encoder(**options)
+    assert "\n" not in caught.value.one_line()

@@ -21,9 +21,6 @@ from types import SimpleNamespace
 
 import torch
 
-from umcl_cli.cli.linear_probe import run_linear_probe
-from umcl_cli.cli.pretrain import run_pretrain
-from umcl_cli.cli.retrieve import run_retrieve
 from umcl_cli.data.manifest import CHEXPERT_COMPETITION, PreparedDataset
 from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.evaluation import metrics as M
@@ -31,6 +28,9 @@ from umcl_cli.evaluation.labels import multiclass_targets
 from umcl_cli.evaluation.prompt_sources import from_learner, from_text_prompts, hand_written
 from umcl_cli.evaluation.zeroshot import eval_labels, zeroshot_scores
 from umcl_cli.model.checkpoint import load_model
+from umcl_cli.workflows.linear_probe import linear_probe
+from umcl_cli.workflows.pretrain import pretrain
+from umcl_cli.workflows.retrieval import retrieve
 from umcl_datasets.synthetic import HELD_OUT_PHRASES, TRAINING_PHRASES, SyntheticDataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def run_arm(arm: str, seed: int, work: Path, max_steps: int | None) -> dict:
     overrides = [f"seed={seed}"] + ([f"train.max_steps={max_steps}"] if max_steps else [])
     started = time.perf_counter()
     if not (run / "model.pt").is_file():
-        run_pretrain(
+        pretrain(
             ROOT / "recipes" / "ablation" / f"{arm}.yaml",
             overrides,
             run,
@@ -108,15 +108,15 @@ def run_arm(arm: str, seed: int, work: Path, max_steps: int | None) -> dict:
         )
     train_s = time.perf_counter() - started
     ckpt = run / "model.pt"
-    lp = run_linear_probe(ckpt, "synthetic-hard", bootstrap=0, data_root=str(work / "data"), quiet=True)
-    rt = run_retrieve(ckpt, "synthetic-hard", data_root=str(work / "data"), quiet=True, bootstrap=0)
+    lp = linear_probe(ckpt, "synthetic-hard", bootstrap=0, data_root=str(work / "data"))
+    rt = retrieve(ckpt, "synthetic-hard", data_root=str(work / "data"), bootstrap=0)
     result = {
         "arm": arm,
         "seed": seed,
         "train_seconds": train_s,
         "zeroshot": zeroshot_block(ckpt, resolve_dataset("synthetic-hard/5x200", work / "data")),
-        "linear_probe_mean_auroc": lp["metrics"]["mean_auroc"],
-        "retrieval_R@5": (rt["metrics"]["image_to_text_R@5"] + rt["metrics"]["text_to_image_R@5"]) / 2,
+        "linear_probe_mean_auroc": lp.metrics["mean_auroc"],
+        "retrieval_R@5": (rt.metrics["image_to_text_R@5"] + rt.metrics["text_to_image_R@5"]) / 2,
     }
     result_file.write_text(json.dumps(result, indent=2))
     return result

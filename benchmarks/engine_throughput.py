@@ -22,7 +22,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from umcl_cli import registry
-from umcl_cli.cli.pretrain import build_stream
 from umcl_cli.data.transforms import BatchAugment, ImageTransform
 from umcl_cli.data.unified import WeightedDistributedSampler, collate
 from umcl_cli.engine.schedule import cosine_with_warmup
@@ -30,6 +29,7 @@ from umcl_cli.engine.trainer import fit, seed_everything
 from umcl_cli.model.build import build_model
 from umcl_cli.model.objectives import PretrainObjective
 from umcl_cli.recipe import load_recipe
+from umcl_cli.workflows.pretrain import build_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,11 +19,10 @@ from pathlib import Path
 import torch
 
 from umcl_cli import registry
-from umcl_cli.cli.pretrain import run_pretrain
-from umcl_cli.cli.zeroshot import run_zeroshot
 from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.evaluation.features import encode_image_files
 from umcl_cli.model.checkpoint import load_model
+from umcl_cli.workflows.pretrain import pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "synthetic/5x200"
@@ -34,10 +33,10 @@ def prepare_model(work: Path, n: int, per_class: int, steps: int) -> tuple[Path,
     change the cost of evaluation, only the architecture and image size do)."""
     plugin = registry.load("datasets", "synthetic")
     plugin().prepare(plugin.Options(n=n, seed=0, per_class=per_class), work / "data" / "synthetic")
-    run = run_pretrain(
+    run = pretrain(
         ROOT / "recipes" / "demo.yaml", [f"train.max_steps={steps}"], work / "run", data_root=str(work / "data")
     )
-    return run / "model.pt", work / "data"
+    return run.model_path, work / "data"
 
 
 def timed(fn) -> float:
@@ -69,9 +68,7 @@ def main() -> None:
     encode = [timed(lambda: encode_image_files(model, paths, payload["image_size"])) for _ in range(args.repeats)]
 
     def zeroshot(cache: Path) -> None:
-        run_zeroshot(
-            ckpt, DATASET, "templates", work / "zs", data_root=str(data), bootstrap=0, quiet=True, cache_dir=cache
-        )
+        zeroshot(ckpt, DATASET, "templates", work / "zs", data_root=str(data), bootstrap=0, cache_dir=cache)
 
     cold = [timed(lambda i=i: zeroshot(work / f"cache-{i}")) for i in range(args.repeats)]
     warm = [timed(lambda: zeroshot(work / "cache-0")) for _ in range(args.repeats)]

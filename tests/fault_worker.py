@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from umcl_cli.cli.pretrain import run_pretrain
 from umcl_cli.engine import logging as engine_logging
 from umcl_cli.model import checkpoint
+from umcl_cli.workflows.pretrain import pretrain
 
 # What the forkserver imports once, so that each child starts at once. (Python 3.11's forkserver
 # ignores the test directory on sys.path, so this module itself cannot be preloaded.)
@@ -67,7 +67,7 @@ def train(
                     die()
 
         checkpoint.torch.save = save  # type: ignore[assignment]
-    run_pretrain(Path(recipe), overrides, Path(out), "latest" if resume else None, data_root)
+    pretrain(Path(recipe), overrides, Path(out), "latest" if resume else None, data_root)
 
 
 def prepare(out: str, n: int, seed: int) -> None:

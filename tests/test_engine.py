@@ -15,7 +15,7 @@ from umcl_cli.engine.precision import Precision
 from umcl_cli.engine.schedule import cosine_with_warmup
 from umcl_cli.engine.trainer import split_decay
 from umcl_cli.errors import UsageError
-from umcl_cli.model.checkpoint import atomic_save
+from umcl_cli.io_safety import atomic_save
 
 
 def test_warmup_then_cosine_matches_the_formula() -> None:

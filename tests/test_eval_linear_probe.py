@@ -13,11 +13,11 @@ from e2e_helpers import RECIPES, TINY, prepare_tiny
 from typer.testing import CliRunner
 
 from umcl_cli.cli.app import app
-from umcl_cli.cli.linear_probe import run_linear_probe
-from umcl_cli.cli.pretrain import run_pretrain
 from umcl_cli.evaluation import feature_cache, finetune
 from umcl_cli.evaluation.finetune import FinetuneConfig, FinetuneObjective
 from umcl_cli.evaluation.linear_probe import L2_GRID, clip_probe, nested_subsets
+from umcl_cli.workflows.linear_probe import linear_probe
+from umcl_cli.workflows.pretrain import pretrain
 
 runner = CliRunner()
 
@@ -26,8 +26,7 @@ runner = CliRunner()
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("eval-lp")
     prepare_tiny(root / "data")
-    run = run_pretrain(RECIPES / "demo.yaml", TINY, root / "run", data_root=str(root / "data"))
-    return root, run / "model.pt"
+    return root, pretrain(RECIPES / "demo.yaml", TINY, root / "run", data_root=str(root / "data")).model_path
 
 
 def probe(root: Path, ckpt: Path, *args: str):
@@ -79,21 +78,20 @@ def test_feature_cache_hit_avoids_re_encoding(trained, tmp_path: Path, monkeypat
     kwargs = {
         "bootstrap": 0,
         "data_root": str(root / "data"),
-        "quiet": True,
         "cache_dir": tmp_path / "cache",
         "l2": 1e-3,  # the cache is under test, not the L2 sweep
     }
-    first = run_linear_probe(ckpt, "synthetic", [0.5, 1.0], 0, out=tmp_path / "a", **kwargs)
+    first = linear_probe(ckpt, "synthetic", [0.5, 1.0], 0, out=tmp_path / "a", **kwargs)
     assert len(encoded) == 2  # train and test split once each for both fractions (a fixed L2 needs no validation)
-    second = run_linear_probe(ckpt, "synthetic", [0.5, 1.0], 0, out=tmp_path / "b", **kwargs)
+    second = linear_probe(ckpt, "synthetic", [0.5, 1.0], 0, out=tmp_path / "b", **kwargs)
     assert len(encoded) == 2  # all from the cache
-    assert second["metrics"] == first["metrics"]
+    assert second.metrics == first.metrics
     # Another checkpoint file (other bytes) must not read the first one's features.
     other = tmp_path / "other.pt"
     payload = torch.load(ckpt, weights_only=True)
     payload["recipe_hash"] = "changed"
     torch.save(payload, other)
-    run_linear_probe(other, "synthetic", 1.0, 0, out=tmp_path / "c", **kwargs)
+    linear_probe(other, "synthetic", 1.0, 0, out=tmp_path / "c", **kwargs)
     assert len(encoded) == 4
 
 
@@ -125,7 +123,7 @@ def test_finetune_trains_the_encoder_through_the_engine(trained, monkeypatch: py
         return result
 
     monkeypatch.setattr(finetune, "fit", spy)
-    doc = run_linear_probe(
+    doc = linear_probe(
         ckpt,
         "synthetic",
         1.0,
@@ -133,9 +131,8 @@ def test_finetune_trains_the_encoder_through_the_engine(trained, monkeypatch: py
         out=root / "ft",
         bootstrap=10,
         data_root=str(root / "data"),
-        quiet=True,
         finetune=FinetuneConfig(steps=2, batch_size=8),
-    )
+    ).to_record()
     assert calls == [(FinetuneObjective, True, 2), (FinetuneObjective, True, 2)]
     assert doc["mode"] == "finetune" and doc["finetune"]["steps"] == 2
     assert doc["metrics"]["mean_auroc"] is not None and set(doc["ci95"]) == set(doc["metrics"])
@@ -144,8 +141,8 @@ def test_finetune_trains_the_encoder_through_the_engine(trained, monkeypatch: py
 
 def test_probe_records_the_protocol_and_the_chosen_l2(trained) -> None:
     root, ckpt = trained
-    kwargs = {"bootstrap": 5, "data_root": str(root / "data"), "quiet": True}
-    doc = run_linear_probe(ckpt, "synthetic", [0.5, 1.0], 0, out=root / "lp-clip", bootstrap_seed=3, **kwargs)
+    kwargs = {"bootstrap": 5, "data_root": str(root / "data")}
+    doc = linear_probe(ckpt, "synthetic", [0.5, 1.0], 0, out=root / "lp-clip", bootstrap_seed=3, **kwargs).to_record()
     assert doc["protocol"] == "clip" and doc["l2"]["selection"] == "validation sweep"
     assert doc["val_split"] == "validate" and doc["bootstrap"] == {
         "resamples": 5,
@@ -157,9 +154,9 @@ def test_probe_records_the_protocol_and_the_chosen_l2(trained) -> None:
         assert len(run["l2_sweep"]) == len(L2_GRID) and run["l2"] in L2_GRID
         best = max(v for v in run["l2_sweep"].values() if v is not None)
         assert run["val_mean_auroc"] == best
-    fixed = run_linear_probe(ckpt, "synthetic", 1.0, 0, out=root / "lp-fixed", l2=1e-3, **kwargs)
+    fixed = linear_probe(ckpt, "synthetic", 1.0, 0, out=root / "lp-fixed", l2=1e-3, **kwargs).to_record()
     assert fixed["l2"] == {"selection": "fixed", "value": 1e-3, "grid": None} and fixed["runs"][0]["l2"] == 1e-3
-    gloria = run_linear_probe(ckpt, "synthetic", 1.0, 0, out=root / "lp-gloria", protocol="gloria", **kwargs)
+    gloria = linear_probe(ckpt, "synthetic", 1.0, 0, out=root / "lp-gloria", protocol="gloria", **kwargs).to_record()
     assert gloria["protocol"] == "gloria" and gloria["runs"][0]["best_epoch"] >= 1
     assert gloria["metrics"]["mean_auroc"] is not None
 

@@ -12,14 +12,14 @@ from e2e_helpers import RECIPES, TINY, prepare_tiny
 from typer.testing import CliRunner
 
 from umcl_cli.cli.app import app
-from umcl_cli.cli.linear_probe import run_linear_probe
-from umcl_cli.cli.pretrain import run_pretrain
-from umcl_cli.cli.retrieve import run_retrieve
-from umcl_cli.cli.zeroshot import run_zeroshot
 from umcl_cli.data.reports import select_text
 from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.evaluation.features import encode_image_files, encode_text_list
 from umcl_cli.model.checkpoint import load_model
+from umcl_cli.workflows.linear_probe import linear_probe
+from umcl_cli.workflows.pretrain import pretrain
+from umcl_cli.workflows.retrieval import retrieve
+from umcl_cli.workflows.zeroshot import zeroshot
 
 runner = CliRunner()
 
@@ -36,13 +36,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     data = str(root / "data")
     dirs = []
     for recipe in ("demo", "demo-clip"):
-        run = run_pretrain(RECIPES / f"{recipe}.yaml", TINY, root / recipe, data_root=data)
+        run = pretrain(RECIPES / f"{recipe}.yaml", TINY, root / recipe, data_root=data).run_dir
         ckpt = run / "model.pt"
-        run_zeroshot(ckpt, "synthetic/5x200", "templates", run / "eval" / "zeroshot", data_root=data, bootstrap=20)
-        run_linear_probe(
-            ckpt, "synthetic", [0.5, 1.0], [0, 1], run / "eval" / "linear-probe", bootstrap=10, data_root=data
-        )
-        run_retrieve(ckpt, "synthetic", out=run / "eval" / "retrieve", data_root=data, bootstrap=10, quiet=True)
+        zeroshot(ckpt, "synthetic/5x200", "templates", run / "eval" / "zeroshot", data_root=data, bootstrap=20)
+        linear_probe(ckpt, "synthetic", [0.5, 1.0], [0, 1], run / "eval" / "linear-probe", bootstrap=10, data_root=data)
+        retrieve(ckpt, "synthetic", out=run / "eval" / "retrieve", data_root=data, bootstrap=10)
         dirs.append(run)
     return root, dirs
 
@@ -167,17 +165,16 @@ def test_image_search_ranks_report_texts_and_writes_a_record(runs) -> None:
 def test_text_query_writes_a_record_and_a_grid(runs) -> None:
     root, dirs = runs
     out = root / "search-text"
-    record = run_retrieve(
+    record = retrieve(
         dirs[1] / "model.pt",
         "synthetic",
         query="small left pleural effusion",
         top=4,
         out=out,
         data_root=str(root / "data"),
-        quiet=True,
     )
     doc = json.loads((out / "metrics.json").read_text())
-    assert doc["mode"] == "text-to-image" and doc["query"] == record["query"] and len(doc["top"]) == 4
+    assert doc["mode"] == "text-to-image" and doc["query"] == record.query and len(doc["top"]) == 4
     assert doc["plots"] == ["query_grid.png"] and (out / "query_grid.png").is_file()
     scores = [h["score"] for h in doc["top"]]
     assert scores == sorted(scores, reverse=True)

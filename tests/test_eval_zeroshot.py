@@ -15,7 +15,6 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from umcl_cli.cli.app import app
-from umcl_cli.cli.pretrain import run_pretrain
 from umcl_cli.data.manifest import CHEXPERT_COMPETITION
 from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.evaluation import prompt_tuning
@@ -23,6 +22,7 @@ from umcl_cli.evaluation.features import encode_image_files
 from umcl_cli.evaluation.prompt_sources import hand_written
 from umcl_cli.evaluation.zeroshot import pair_probability
 from umcl_cli.model.checkpoint import load_model
+from umcl_cli.workflows.pretrain import pretrain
 
 runner = CliRunner()
 
@@ -43,8 +43,7 @@ def assert_one_line_error(result, *fragments: str) -> None:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("eval-zs")
     prepare_tiny(root / "data")
-    run = run_pretrain(RECIPES / "demo.yaml", TINY, root / "run", data_root=str(root / "data"))
-    return root, run / "model.pt"
+    return root, pretrain(RECIPES / "demo.yaml", TINY, root / "run", data_root=str(root / "data")).model_path
 
 
 def zeroshot(root: Path, ckpt: Path, *args: str):

@@ -34,8 +34,9 @@ from umcl_cli.engine.divergence import Diverged
 from umcl_cli.engine.task import TrainTask
 from umcl_cli.engine.trainer import fit
 from umcl_cli.errors import RuntimeFailure, UsageError
+from umcl_cli.io_safety import atomic_save
 from umcl_cli.model import objectives
-from umcl_cli.model.checkpoint import atomic_save, save_model
+from umcl_cli.model.checkpoint import save_model
 from umcl_cli.recipe import TrainConfig
 
 DEMO = Path(__file__).parent / "recipes" / "tiny.yaml"  # 4 steps, checkpoints at 2 and 4

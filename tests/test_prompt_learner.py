@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from umcl_cli.data.labels import class_phrase
 from umcl_cli.model.objectives import PromptClassifier
-from umcl_cli.model.prompt_learner import PromptLearner, class_phrase
+from umcl_cli.model.prompt_learner import PromptLearner
 
 
 def test_initialised_prompt_equals_the_written_sentence(tiny_model) -> None:

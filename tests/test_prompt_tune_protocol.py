@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from umcl_cli.cli.prompt_tune import tune_settings
 from umcl_cli.engine.schedule import build_optimizer, cosine_with_warmup
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.prompt_tuning import TuneSettings, budget, coop_epochs
+from umcl_cli.workflows.prompt_tuning import tune_settings
 
 
 def test_coop_protocol_sets_coops_published_defaults() -> None:

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from umcl_cli.errors import RuntimeFailure, UmclError, UsageError, first_line
 
@@ -129,6 +130,13 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` through ``atomic_write``: a checkpoint is either the old one or the new one."""
+    import torch  # here, not at the top: light commands import this module without needing torch
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def remove_stale_temps(target: Path) -> list[Path]:

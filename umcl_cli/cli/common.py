@@ -1,50 +1,17 @@
-"""Pieces several evaluation commands share: loading the model, the dataset, printing tables."""
+"""What several commands share: parsing list options and rendering numbers and tables."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 
-from umcl_cli.data.manifest import PreparedDataset
-from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.errors import UsageError
-from umcl_cli.evaluation.zeroshot import check_task, default_classes, eval_labels
-from umcl_cli.model.checkpoint import load_model
-from umcl_cli.model.dual_encoder import DualEncoder
 
 console = Console()
 T = TypeVar("T", int, float, str)
-
-
-def load_for_eval(
-    ckpt: Path, dataset: str, data_root: str | None
-) -> tuple[DualEncoder, dict[str, Any], PreparedDataset]:
-    ds = resolve_dataset(dataset, data_root)  # check the cheap thing first
-    model, payload = load_eval_model(ckpt)
-    return model, payload, ds
-
-
-def load_eval_model(ckpt: Path) -> tuple[DualEncoder, dict[str, Any]]:
-    model, payload = load_model(ckpt)
-    if torch.cuda.is_available():
-        model.cuda()
-    return model, payload
-
-
-def choose_classes(ds: PreparedDataset, requested: str | None) -> list[str]:
-    if not requested:
-        return ds.eval_classes
-    classes = [c.strip() for c in requested.split(",") if c.strip()]
-    unknown = [c for c in classes if c not in ds.classes]
-    if unknown:
-        raise UsageError(f"dataset {ds.name} has no classes {unknown}", f"choose from: {', '.join(ds.classes)}")
-    return classes
 
 
 def parse_list(text: str, kind: type[T], option: str) -> list[T]:
@@ -102,17 +69,3 @@ def per_class_table(title: str, per_class: dict[str, dict[str, Any]], columns: S
     for name, row in per_class.items():
         table.add_row(name, *(fmt(row.get(c)) for c in columns))
     return table
-
-
-def zeroshot_problem(
-    dataset: str, data_root: str | None, classes: str | None, task: str | None, split: str
-) -> tuple[PreparedDataset, str, list[str], np.ndarray]:
-    """Dataset, task, class names and checked labels of a zero-shot run, before anything is encoded."""
-    ds = resolve_dataset(dataset, data_root)
-    task = task or ds.task
-    class_names = choose_classes(ds, classes) if classes else default_classes(ds, task)
-    if ds.split(split).height == 0:
-        raise UsageError(f"dataset {ds.name} has no '{split}' rows", "choose another --split")
-    labels = eval_labels(ds, split, class_names)
-    check_task(ds, task, class_names, labels, split)
-    return ds, task, class_names, labels

@@ -2,77 +2,60 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from umcl_cli import registry
+from umcl_cli.cli import linear_probe as linear_probe_view
+from umcl_cli.cli import pretrain as pretrain_view
+from umcl_cli.cli import retrieve as retrieve_view
+from umcl_cli.cli import zeroshot as zeroshot_view
 from umcl_cli.cli.common import console, fmt
 from umcl_cli.cli.errors import handle_errors
-from umcl_cli.cli.linear_probe import run_linear_probe
-from umcl_cli.cli.pretrain import run_pretrain
-from umcl_cli.cli.prompt_tune import run_prompt_tune
-from umcl_cli.cli.retrieve import run_retrieve
-from umcl_cli.cli.zeroshot import run_zeroshot
-from umcl_cli.errors import UsageError
+from umcl_cli.workflows.demo import DemoResult, fresh_dir
+from umcl_cli.workflows.demo import demo as run_demo
+from umcl_cli.workflows.linear_probe import LinearProbeResult
+from umcl_cli.workflows.pretrain import PretrainResult
+from umcl_cli.workflows.prompt_tuning import PromptTuneResult
+from umcl_cli.workflows.results import Result
+from umcl_cli.workflows.retrieval import RetrievalResult
+from umcl_cli.workflows.zeroshot import ZeroShotResult
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
-def fresh_dir(base: Path) -> Path:
-    """``base``, or ``base-2``, ``base-3``… so an earlier demo's results are never overwritten."""
-    candidate, k = base, 1
-    while candidate.exists() and any(candidate.iterdir()):
-        k += 1
-        candidate = base.with_name(f"{base.name}-{k}")
-    return candidate
-
-
-def run_demo(out: Path, recipe: Path, n: int, shots: int, overrides: list[str]) -> Table:
-    if not recipe.is_file():
-        raise UsageError(
-            f"demo recipe {recipe} not found", "run `umcl demo` from a clone of the umcl repository, or pass --recipe"
-        )
-    start = time.perf_counter()
-    root = out / "data"
-    plugin = registry.load("datasets", "synthetic")
-    console.rule("1/6 prepare synthetic")
-    plugin().prepare(plugin.Options(n=n, seed=0), root / "synthetic")
-    console.rule("2/6 pretrain")
-    run_dir = run_pretrain(recipe, overrides, out / "pretrain", data_root=str(root))
-    ckpt = run_dir / "model.pt"
-    console.rule("3/6 zero-shot (5x200-style)")
-    zs = run_zeroshot(ckpt, "synthetic/5x200", "auto", out / "eval" / "zeroshot", data_root=str(root))
-    zs_t = run_zeroshot(
-        ckpt, "synthetic/5x200", "templates", out / "eval" / "zeroshot-templates", data_root=str(root), quiet=True
-    )
-    console.rule(f"4/6 prompt-tune ({shots} shots) + zero-shot")
-    prompts = run_prompt_tune(ckpt, "synthetic", shots, out=out / "prompt-tune", data_root=str(root))
-    zs_p = run_zeroshot(
-        ckpt, "synthetic/5x200", str(prompts), out / "eval" / "zeroshot-tuned", data_root=str(root), quiet=True
-    )
-    console.rule("5/6 linear probe")
-    lp = run_linear_probe(ckpt, "synthetic", out=out / "eval" / "linear-probe", data_root=str(root))
-    console.rule("6/6 retrieval")
-    rt = run_retrieve(ckpt, "synthetic", out=out / "eval" / "retrieve", data_root=str(root))
-
-    table = Table(title=f"umcl demo summary ({time.perf_counter() - start:.0f} s) → {out}")
+def summary_table(result: DemoResult) -> Table:
+    table = Table(title=f"umcl demo summary ({result.seconds:.0f} s) → {result.out}")
     for column in ("evaluation", "metric", "value", "chance"):
         table.add_column(column, justify="left" if column in ("evaluation", "metric") else "right")
     for label, record in (
-        (f"zero-shot, {zs['prompts']} prompts", zs),
-        ("zero-shot, hand-written templates", zs_t),
-        (f"zero-shot, prompt-tuned ({shots}-shot)", zs_p),
+        (f"zero-shot, {result.zeroshot.prompts} prompts", result.zeroshot),
+        ("zero-shot, hand-written templates", result.zeroshot_templates),
+        (f"zero-shot, prompt-tuned ({result.shots}-shot)", result.zeroshot_tuned),
     ):
         for key in ("accuracy", "macro_f1"):
-            table.add_row(label, key, fmt(record["metrics"][key]), fmt(record["chance"][key]))
+            table.add_row(label, key, fmt(record.metrics[key]), fmt(record.chance[key]))
+    lp, rt = result.linear_probe, result.retrieval
     for key in ("mean_auroc", "mean_auroc_eval_classes"):
-        table.add_row("linear probe (all train rows)", key, fmt(lp["metrics"][key]), fmt(lp["chance"][key]))
+        table.add_row("linear probe (all train rows)", key, fmt(lp.metrics[key]), fmt(lp.chance[key]))
     for key in ("image_to_text_R@1", "image_to_text_R@5", "text_to_image_R@5", "image_to_text_R@10"):
-        table.add_row(f"retrieval (n={rt['n']})", key, fmt(rt["metrics"][key]), fmt(rt["chance"][key]))
+        table.add_row(f"retrieval (n={rt.n})", key, fmt(rt.metrics[key]), fmt(rt.chance[key]))
     return table
+
+
+def render_stage(result: Result) -> None:
+    """What each command prints for its result, as the demo reaches it."""
+    if isinstance(result, PretrainResult):
+        pretrain_view.render(result)
+    elif isinstance(result, ZeroShotResult):
+        zeroshot_view.render(result)
+    elif isinstance(result, PromptTuneResult):
+        console.print(f"prompt-tune: {result.steps} steps, final loss {result.final_loss:.4f} → {result.prompts}")
+    elif isinstance(result, LinearProbeResult):
+        linear_probe_view.render(result)
+    elif isinstance(result, RetrievalResult):
+        retrieve_view.render(result)
 
 
 @handle_errors
@@ -84,5 +67,5 @@ def demo(
     set_: list[str] = typer.Option([], "--set", help="recipe override, e.g. --set train.max_steps=50"),
 ) -> None:
     """Prepare synthetic data, pre-train recipes/demo.yaml, evaluate every way, print one summary."""
-    table = run_demo(fresh_dir(out), recipe, n, shots, set_)
-    console.print(table)
+    result = run_demo(fresh_dir(out), recipe, n, shots, set_, on_stage=console.rule, on_result=render_stage)
+    console.print(summary_table(result))

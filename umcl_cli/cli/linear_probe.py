@@ -1,269 +1,41 @@
 """``umcl linear-probe``: a linear head on frozen image features (or full fine-tuning), AUROC.
 
-Every (fraction, seed) pair fits on a nested, stratified subsample of the train split (see
-``evaluation/linear_probe.py``) and scores the test split; ``--protocol clip`` chooses the L2 strength
-on the validation split from a log-spaced sweep, ``--protocol gloria`` trains with Adam and early
-stopping on validation AUROC. Results are mean ± std over seeds per fraction, with a bootstrap CI of
-each seed-averaged number (resampling patients when the manifest has them), and a data-efficiency
-curve when several fractions are given.
+The protocol lives in ``workflows/linear_probe.py``; this module is the command line and the tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import torch
 import typer
 from rich.table import Table
 
-from umcl_cli.cli.common import (
-    console,
-    fmt_ci,
-    fmt_mean_std,
-    load_eval_model,
-    metric_table,
-    parse_list,
-    per_class_table,
-)
+from umcl_cli.cli.common import console, fmt_ci, fmt_mean_std, metric_table, parse_list, per_class_table
 from umcl_cli.cli.errors import handle_errors
-from umcl_cli.data.manifest import PreparedDataset
-from umcl_cli.data.resolve import resolve_dataset
-from umcl_cli.errors import UsageError
-from umcl_cli.evaluation import metrics as M
-from umcl_cli.evaluation.feature_cache import split_features
-from umcl_cli.evaluation.finetune import FinetuneConfig, finetune_scores
-from umcl_cli.evaluation.labels import bootstrap_record, bootstrap_units
-from umcl_cli.evaluation.linear_probe import (
-    L2_GRID,
-    PROTOCOLS,
-    check_fractions,
-    clip_probe,
-    gloria_probe,
-    nested_subsets,
-)
-from umcl_cli.evaluation.outputs import default_out, write_metrics
-from umcl_cli.evaluation.plots import curve_png
-from umcl_cli.evaluation.zeroshot import eval_labels
-
-HEADLINE = ("mean_auroc", "mean_auroc_eval_classes")
+from umcl_cli.cli.options import Bootstrap, BootstrapSeed, BootstrapUnit, CacheDir, Ckpt, DataRoot
+from umcl_cli.evaluation.finetune import FinetuneConfig
+from umcl_cli.workflows.linear_probe import LinearProbeResult
+from umcl_cli.workflows.linear_probe import linear_probe as run_linear_probe
 
 
-def metric_key(name: str, fraction: float, largest: float) -> str:
-    """Headline key: plain at the largest fraction, ``name@F`` at each smaller one."""
-    return name if fraction == largest else f"{name}@{fraction:g}"
-
-
-def _as_list(value: float | int | Sequence[Any]) -> list[Any]:
-    return list(value) if isinstance(value, Sequence) else [value]
-
-
-def run_linear_probe(
-    ckpt: Path,
-    dataset: str,
-    fraction: float | Sequence[float] = 1.0,
-    seed: int | Sequence[int] = 0,
-    out: Path | None = None,
-    train_split: str = "train",
-    test_split: str = "test",
-    bootstrap: int = 1000,
-    data_root: str | None = None,
-    quiet: bool = False,
-    finetune: FinetuneConfig | None = None,
-    cache_dir: Path | None = None,
-    protocol: str = "clip",
-    l2: float | None = None,
-    val_split: str = "validate",
-    bootstrap_seed: int = 0,
-    bootstrap_unit: str = "auto",
-) -> dict[str, Any]:
-    """``fraction`` and ``seed`` take one value or several; ``finetune`` trains the encoder instead.
-
-    ``protocol`` ``clip`` fits with ``l2`` when given, else sweeps ``L2_GRID`` on ``val_split``;
-    ``gloria`` always uses ``val_split`` for early stopping.
-    """
-    fractions, seeds = sorted(set(_as_list(fraction))), list(dict.fromkeys(_as_list(seed)))
-    check_fractions(fractions)
-    if protocol not in PROTOCOLS:
-        raise UsageError(f"--protocol {protocol} is not a linear-probe protocol", f"use one of: {', '.join(PROTOCOLS)}")
-    if l2 is not None and (protocol != "clip" or not l2 > 0):
-        raise UsageError(f"--l2 {l2} needs --protocol clip and a positive value", "e.g. --protocol clip --l2 1e-3")
-    ds = resolve_dataset(dataset, data_root)
-    if ds.split(train_split).height == 0 or ds.split(test_split).height == 0:
-        raise UsageError(
-            f"dataset {ds.name} needs '{train_split}' and '{test_split}' rows for a linear probe",
-            "probe a dataset with both splits (e.g. the main synthetic set, not its 5x200 subset)",
-        )
-    uses_val = finetune is None and (protocol == "gloria" or l2 is None)
-    if uses_val and ds.split(val_split).height == 0:
-        raise UsageError(
-            f"dataset {ds.name} has no '{val_split}' rows to choose the probe on",
-            "pass --val-split NAME, or --l2 VALUE (a fixed strength, protocol clip)",
-        )
-    test_frame = ds.split(test_split)
-    clusters, unit = bootstrap_units(test_frame, bootstrap_unit)
-    model, payload = load_eval_model(ckpt)
-    out_dir = out or default_out(ckpt, "linear-probe", ds.name)
-    classes, size = ds.classes, payload["image_size"]
-    standard = [c for c in ds.eval_classes if c in classes]
-    y_train, y_test = eval_labels(ds, train_split, classes), torch.from_numpy(eval_labels(ds, test_split, classes))
-    train_paths = np.array([ds.image_file(p) for p in ds.split(train_split)["image_path"].to_list()], dtype=object)
-    test_paths = [ds.image_file(p) for p in test_frame["image_path"].to_list()]
-    if finetune is None:  # frozen features: encoded once per split, shared by every fraction and seed
-        x_train = split_features(model, ckpt, ds, train_split, size, "backbone", cache_dir)
-        x_test = split_features(model, ckpt, ds, test_split, size, "backbone", cache_dir)
-        if uses_val:
-            x_val = split_features(model, ckpt, ds, val_split, size, "backbone", cache_dir)
-            y_val = torch.from_numpy(eval_labels(ds, val_split, classes))
-    # Means over exactly the classes scorable on the full test set (a resample losing one is skipped).
-    scorable = M.scorable_classes(y_test, classes)
-    scorable_standard = [c for c in standard if c in scorable]
-
-    def headline(scores: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
-        per_class = M.multilabel_auroc(scores, labels, classes)["per_class"]
-        return {
-            "mean_auroc": M.mean_auroc_over(per_class, scorable),
-            "mean_auroc_eval_classes": M.mean_auroc_over(per_class, scorable_standard),
-        }
-
-    subsets = {s: nested_subsets(y_train, fractions, s) for s in seeds}
-    runs, by_fraction, stacked = [], {}, {}
-    for f in fractions:
-        per_seed = []
-        for s in seeds:
-            pick = subsets[s][f]
-            run: dict[str, Any] = {"fraction": f, "seed": s, "n_train": len(pick)}
-            if finetune is None:
-                train_x, train_y = x_train[pick], torch.from_numpy(y_train[pick])
-                if protocol == "gloria":
-                    fitted = gloria_probe(train_x, train_y, x_test, x_val, y_val, seed=s)
-                else:
-                    fitted = clip_probe(train_x, train_y, x_test, *((x_val, y_val) if uses_val else ()), l2=l2)
-                scores = fitted.scores
-                run.update(
-                    l2=fitted.l2,
-                    val_mean_auroc=fitted.val_mean_auroc,
-                    l2_sweep=fitted.sweep,
-                    best_epoch=fitted.best_epoch,
-                )
-            else:
-                scores, fitted = finetune_scores(model, train_paths[pick], y_train[pick], test_paths, size, finetune, s)
-                run.update(steps=fitted.steps, final_loss=fitted.final_loss)
-            result = M.multilabel_auroc(scores, y_test, classes)
-            run.update(headline(scores, y_test), per_class={c: v["auroc"] for c, v in result["per_class"].items()})
-            runs.append(run)
-            per_seed.append(scores)
-        stacked[f] = torch.stack(per_seed, dim=1)  # [N_test, seeds, classes]
-        mine = [r for r in runs if r["fraction"] == f]
-        by_fraction[f"{f:g}"] = {
-            "fraction": f,
-            "n_train": mine[0]["n_train"],
-            **{k: M.mean_std([r[k] for r in mine]) for k in HEADLINE},
-            "ci95": (
-                M.bootstrap_cis(
-                    M.seed_average(headline), stacked[f], y_test, n=bootstrap, seed=bootstrap_seed, clusters=clusters
-                )
-                if bootstrap
-                else {}
-            ),
-        }
-
-    largest = fractions[-1]
-    metrics, std, ci = {}, {}, {}
-    for f in fractions:
-        entry = by_fraction[f"{f:g}"]
-        for name in HEADLINE:
-            key = metric_key(name, f, largest)
-            metrics[key] = entry[name]["mean"]
-            if len(seeds) > 1:
-                std[key] = entry[name]["std"]
-            if name in entry["ci95"]:
-                ci[key] = entry["ci95"][name]
-    top = M.multilabel_auroc(stacked[largest].mean(dim=1), y_test, classes)["per_class"]
-    per_class = {}
-    for c in classes:
-        spread = M.mean_std([r["per_class"][c] for r in runs if r["fraction"] == largest])
-        per_class[c] = {
-            "auroc": spread["mean"],
-            "auroc_std": spread["std"],
-            **{k: top[c][k] for k in ("n_pos", "n_neg")},
-        }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plots = []
-    if len(fractions) > 1:
-        series = {
-            label: (
-                [by_fraction[f"{f:g}"][k]["mean"] for f in fractions],
-                [by_fraction[f"{f:g}"][k]["std"] for f in fractions],
-            )
-            for label, k in (("all classes", "mean_auroc"), ("standard classes", "mean_auroc_eval_classes"))
-        }
-        title = f"{'fine-tuning' if finetune else 'linear probe'} {ds.name} (mean ± std over {len(seeds)} seeds)"
-        curve = curve_png(fractions, series, out_dir / "data_efficiency.png", title, "labelled fraction", "mean AUROC")
-        plots.append(curve.name)
-    record = {
-        "checkpoint": str(ckpt),
-        "dataset": ds.name,
-        "dataset_dir": str(ds.root),
-        "mode": "finetune" if finetune else "linear",
-        "finetune": asdict(finetune) if finetune else None,
-        "protocol": None if finetune else protocol,
-        "l2": None
-        if finetune or protocol != "clip"
-        else {
-            "selection": "fixed" if l2 is not None else "validation sweep",
-            "value": l2,
-            "grid": None if l2 is not None else list(L2_GRID),
-        },
-        "val_split": val_split if uses_val else None,
-        "subsets": "nested, stratified (one positive per class first)",
-        "train_split": train_split,
-        "test_split": test_split,
-        "fraction": largest,
-        "fractions": fractions,
-        "seeds": seeds,
-        "n_train": by_fraction[f"{largest:g}"]["n_train"],
-        "n_test": len(test_paths),
-        "classes": classes,
-        "eval_classes": standard,
-        "metrics": metrics,
-        "std": std,
-        "ci95": ci,
-        "chance": dict.fromkeys(metrics, 0.5),
-        "bootstrap": bootstrap_record(bootstrap, bootstrap_seed, unit),
-        "by_fraction": by_fraction,
-        "runs": runs,
-        "per_class": per_class,
-        "plots": plots,
-    }
-    write_metrics(out_dir, "linear-probe", record)
-    if not quiet:
-        _print(record, ds)
-        console.print(f"wrote {out_dir / 'metrics.json'}")
-    return record
-
-
-def _print(record: dict[str, Any], ds: PreparedDataset) -> None:
-    what = "fine-tuning" if record["mode"] == "finetune" else "linear probe"
-    if len(record["fractions"]) == 1:
+def render(result: LinearProbeResult) -> None:
+    what = "fine-tuning" if result.mode == "finetune" else "linear probe"
+    if len(result.fractions) == 1:
         console.print(
             metric_table(
-                f"{what} {ds.name} (fraction {record['fraction']:g}, n_train={record['n_train']}, "
-                f"seeds {record['seeds']})",
-                record["metrics"],
-                record["chance"],
-                record["ci95"],
-                record["std"],
+                f"{what} {result.dataset} (fraction {result.fraction:g}, n_train={result.n_train}, "
+                f"seeds {result.seeds})",
+                result.metrics,
+                result.chance,
+                result.ci95,
+                result.std,
             )
         )
     else:
-        table = Table(title=f"{what} {ds.name}: mean AUROC, mean ± std over seeds {record['seeds']}")
+        table = Table(title=f"{what} {result.dataset}: mean AUROC, mean ± std over seeds {result.seeds}")
         for column in ("fraction", "n_train", "all classes", "95% CI", "standard classes", "95% CI"):
             table.add_column(column, justify="right")
-        for key, entry in record["by_fraction"].items():
+        for key, entry in result.by_fraction.items():
             all_, std_ = entry["mean_auroc"], entry["mean_auroc_eval_classes"]
             table.add_row(
                 key,
@@ -274,24 +46,25 @@ def _print(record: dict[str, Any], ds: PreparedDataset) -> None:
                 fmt_ci(entry["ci95"].get("mean_auroc_eval_classes")),
             )
         console.print(table)
-    several = len(record["seeds"]) > 1
+    several = len(result.seeds) > 1
     per_class = {
         c: {**v, "auroc": fmt_mean_std(v["auroc"], v["auroc_std"] if several else None)}
-        for c, v in record["per_class"].items()
+        for c, v in result.per_class.items()
     }
-    title = f"per class (fraction {record['fraction']:g})"
+    title = f"per class (fraction {result.fraction:g})"
     console.print(per_class_table(title, per_class, ("auroc", "n_pos", "n_neg")))
+    console.print(f"wrote {result.out_dir / 'metrics.json'}")
 
 
 @handle_errors
 def linear_probe(
-    ckpt: Path = typer.Option(..., "--ckpt", help="model.pt written by `umcl pretrain`"),
+    ckpt: Ckpt,
     dataset: str = typer.Option(..., "--dataset", help="prepared dataset name or directory"),
     fraction: str = typer.Option("1.0", "--fraction", help="fraction(s) of the train split, in (0, 1]: 0.01,0.1,1.0"),
     seeds: str = typer.Option("0", "--seeds", "--seed", help="subsampling / training seeds: 0,1,2"),
     out: Path | None = typer.Option(None, "--out"),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="bootstrap resamples for 95% CIs (0 = off)"),
-    data_root: str | None = typer.Option(None, "--data-root"),
+    bootstrap: Bootstrap = 1000,
+    data_root: DataRoot = None,
     finetune: bool = typer.Option(False, "--finetune", help="train the whole image encoder with the linear head"),
     finetune_steps: int = typer.Option(200, "--finetune-steps", min=1),
     finetune_lr: float = typer.Option(1e-4, "--finetune-lr", help="encoder learning rate (the head gets 10x)"),
@@ -300,15 +73,13 @@ def linear_probe(
     ),
     l2: float | None = typer.Option(None, "--l2", help="fixed L2 strength for --protocol clip (default: sweep)"),
     val_split: str = typer.Option("validate", "--val-split", help="split that chooses the L2 strength / best epoch"),
-    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="seed of the bootstrap resamples"),
-    bootstrap_unit: str = typer.Option(
-        "auto", "--bootstrap-unit", help="auto (patient, else study, else image) | patient | study | image"
-    ),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="image feature cache (default: beside the ckpt)"),
+    bootstrap_seed: BootstrapSeed = 0,
+    bootstrap_unit: BootstrapUnit = "auto",
+    cache_dir: CacheDir = None,
 ) -> None:
     """Linear probe (or --finetune) on fractions of the train split, over seeds; AUROC on the test split."""
     config = FinetuneConfig(steps=finetune_steps, lr=finetune_lr, head_lr=10 * finetune_lr) if finetune else None
-    run_linear_probe(
+    result = run_linear_probe(
         ckpt,
         dataset,
         parse_list(fraction, float, "--fraction"),
@@ -324,3 +95,4 @@ def linear_probe(
         bootstrap_seed=bootstrap_seed,
         bootstrap_unit=bootstrap_unit,
     )
+    render(result)

@@ -6,19 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from umcl_cli import registry
 from umcl_cli.cli.errors import handle_errors
-from umcl_cli.data.cache import MODES, build_cache
-from umcl_cli.data.manifest import INFO, MANIFEST, SPLITS, PreparedDataset
+from umcl_cli.data.manifest import SPLITS, PreparedDataset
 from umcl_cli.data.plugin import DatasetPlugin
 from umcl_cli.data.resolve import data_root
-from umcl_cli.data.staging import prepare_staged
 from umcl_cli.errors import UsageError
-from umcl_cli.recipe import describe_validation_error
+from umcl_cli.workflows.prepare import prepare as run_prepare
 
 
 def parse_plugin_args(args: list[str], plugin: type[DatasetPlugin]) -> dict[str, Any]:
@@ -74,13 +71,6 @@ def summary_table(ds: PreparedDataset) -> Table:
     return table
 
 
-def prepared_dirs(target: Path) -> list[Path]:
-    """An already-prepared directory and the prepared directories directly inside it (e.g. ``5x200``)."""
-    PreparedDataset(target)  # raises the "not prepared yet" error with its fix
-    inside = [d for d in sorted(target.iterdir()) if (d / MANIFEST).is_file() and (d / INFO).is_file()]
-    return [target, *inside]
-
-
 @handle_errors
 def prepare(
     ctx: typer.Context,
@@ -104,33 +94,19 @@ def prepare(
     if show_options:
         Console().print(options_table(plugin_cls))
         return
-    if cache_mode not in MODES:
-        raise UsageError(f"--cache-mode {cache_mode} is not one of {', '.join(MODES)}", "pass --cache-mode pad or crop")
+    if cache_only and ctx.args:
+        raise UsageError(
+            f"--cache-only reads the prepared {out or data_root(root) / name} as it is, so plugin options "
+            f"({ctx.args[0]} …) do not apply",
+            "drop them, or prepare again without --cache-only",
+        )
+    options = {} if cache_only else parse_plugin_args(list(ctx.args), plugin_cls)
     target = out or data_root(root) / name
+    result = run_prepare(name, options, target, cache_size, cache_mode, cache_workers, cache_only)
     console = Console()
-    if cache_only:
-        if cache_size is None:
-            raise UsageError("--cache-only needs --cache-size PX", "add e.g. --cache-size 224")
-        if ctx.args:
-            raise UsageError(
-                f"--cache-only reads the prepared {target} as it is, so plugin options ({ctx.args[0]} …) do not apply",
-                "drop them, or prepare again without --cache-only",
-            )
-        written = prepared_dirs(target)
-    else:
-        raw = parse_plugin_args(list(ctx.args), plugin_cls)
-        try:
-            options = plugin_cls.Options.model_validate(raw)
-        except ValidationError as exc:
-            raise UsageError(describe_validation_error(exc, f"umcl prepare {name}"), "fix the option value") from exc
-        # Built aside and swapped in whole: a failed or killed re-run leaves the old dataset intact.
-        written = prepare_staged(target, lambda staging: plugin_cls().prepare(options, staging))
-        for directory in written:
-            ds = PreparedDataset(directory)
-            console.print(summary_table(ds))
-            settings = {k: ds.info[k] for k in ("task", "uncertain_policy") if k in ds.info}
-            console.print(f"wrote {ds.root} ({', '.join(f'{k}: {v}' for k, v in settings.items())})")
-    if cache_size is not None:
-        for directory in written:
-            cache = build_cache(directory, cache_size, cache_mode, workers=cache_workers)
-            console.print(f"cached {len(cache)} images at {cache_size}px ({cache_mode}) in {cache.directory}")
+    for ds in result.datasets:
+        console.print(summary_table(ds))
+        settings = {k: ds.info[k] for k in ("task", "uncertain_policy") if k in ds.info}
+        console.print(f"wrote {ds.root} ({', '.join(f'{k}: {v}' for k, v in settings.items())})")
+    for directory, count in result.caches:
+        console.print(f"cached {count} images at {cache_size}px ({cache_mode}) in {directory}")

@@ -2,170 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from umcl_cli import registry
 from umcl_cli.cli.errors import handle_errors
+from umcl_cli.cli.options import DataRoot
 from umcl_cli.data.bad_images import LIST_NAME as BAD_IMAGE_LIST
-from umcl_cli.data.bad_images import BadImagePolicy, skipped_images
-from umcl_cli.data.resolve import resolve_dataset
-from umcl_cli.data.transforms import BatchAugment, ImageTransform
-from umcl_cli.data.unified import SourceSpec, UnifiedDataset, WeightedDistributedSampler, collate
 from umcl_cli.engine import distributed
-from umcl_cli.engine.resume import adopt_run_file, read_train_state
-from umcl_cli.engine.trainer import fit, pick_device, resolve_resume, seed_everything
-from umcl_cli.errors import UsageError
-from umcl_cli.evaluation.plots import training_curves
-from umcl_cli.io_safety import atomic_write
-from umcl_cli.model.build import build_model
-from umcl_cli.model.checkpoint import model_payload, save_model
-from umcl_cli.model.dual_encoder import DualEncoder
-from umcl_cli.model.objectives import PretrainObjective
-from umcl_cli.recipe import Recipe, dump_recipe, load_recipe
+from umcl_cli.workflows.pretrain import PretrainResult
+from umcl_cli.workflows.pretrain import pretrain as run_pretrain
 
 
-def check_plugin_names(recipe: Recipe) -> None:
-    """Fail on a misspelt plugin before any data is read."""
-    for kind, ref in (
-        ("image_encoders", recipe.model.image_encoder),
-        ("text_encoders", recipe.model.text_encoder),
-        ("losses", recipe.loss),
-    ):
-        if ref.name not in registry.discover(kind):
-            registry.load(kind, ref.name)  # raises the error that lists the installed names
-
-
-def build_stream(recipe: Recipe, data_root: str | None) -> UnifiedDataset:
-    d = recipe.data
-    sources = [
-        SourceSpec(resolve_dataset(s.name, data_root or d.root), s.split, s.weight, s.use_text, s.use_labels)
-        for s in d.datasets
-    ]
-    return UnifiedDataset(
-        sources,
-        transform=None,  # set once the image encoder says how it normalises
-        uncertain=d.uncertain,
-        text_section=d.text_section,
-        label_text=d.label_text,
-        template=d.template,
-    )
-
-
-def build_consistent_model(recipe: Recipe, stream: UnifiedDataset, run_dir: Path) -> DualEncoder:
-    """Build the model once on rank 0 and record its text encoder's spec in the run directory.
-
-    A tokenizer trained on the corpus is not reproducible (the trainer breaks ties in hash order),
-    so other ranks and resumed runs rebuild the text encoder from ``text_encoder.json`` instead of
-    training their own. DDP then broadcasts rank 0's weights.
-    """
-    info = distributed.current()
-    spec_path = run_dir / "text_encoder.json"
-    saved = json.loads(spec_path.read_text()) if spec_path.is_file() else None
-    use_prompt = recipe.model.prompt.enabled and recipe.data.label_text == "prompt"
-
-    def build(spec: dict | None) -> DualEncoder:
-        seed_everything(recipe.seed)  # identical initial weights on every rank
-        return build_model(recipe.model, stream.classes, stream.corpus, recipe.data.image_size, use_prompt, spec)
-
-    model = None
-    if saved is None and info.is_main:
-        model = build(None)
-        write_json_atomic(spec_path, model.text_encoder.rebuild_spec())
-    distributed.barrier()
-    if model is None:
-        model = build(saved if saved is not None else json.loads(spec_path.read_text()))
-    return model
-
-
-def write_json_atomic(path: Path, value: dict) -> None:
-    text = json.dumps(value)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def run_pretrain(
-    recipe_path: Path,
-    overrides: list[str] | None = None,
-    out: Path | None = None,
-    resume: str | None = None,
-    data_root: str | None = None,
-    on_bad_image: str = "error",
-) -> Path:
-    recipe = load_recipe(recipe_path, overrides)
-    bad_images = BadImagePolicy(on_bad_image)  # checks the option before any work
-    check_plugin_names(recipe)
-    # The process group first: the training device then follows this process's local rank.
-    distributed.init_distributed(pick_device(recipe.train.device))
-    info = distributed.current()
-    run_dir = Path(out) if out else Path("runs") / recipe.name
-    resume_path = resolve_resume(resume, run_dir)
-    tag = recipe.digest(("data", "model", "loss"))  # what must match for --resume to make sense
-    if resume_path is not None:
-        read_train_state(resume_path, tag, mmap=True)  # a bad file fails now, before any data is read
-    if resume_path is None and (run_dir / "checkpoints" / "last.pt").exists():
-        raise UsageError(
-            f"run directory {run_dir} already holds a run",
-            "pass --resume latest to continue it, or choose another --out",
+def render(result: PretrainResult) -> None:
+    if not result.is_main:
+        return
+    console = Console(stderr=True)
+    if result.skipped_images:
+        listing = result.run_dir / BAD_IMAGE_LIST
+        console.print(f"skipped {len(result.skipped_images)} unreadable images, listed in {listing}")
+    if math.isnan(result.final_loss):  # resumed at its last step: no loss to report
+        console.print(f"pretrain {result.recipe}: already at step {result.steps}, nothing left to train")
+    else:
+        console.print(
+            f"pretrain {result.recipe}: {result.steps} steps, {result.samples_per_s:.1f} samples/s, "
+            f"final loss {result.final_loss:.4f} → {result.model_path}"
         )
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        dump_recipe(recipe, run_dir / "recipe.yaml")
-        if resume_path is not None:
-            adopt_run_file(resume_path, run_dir, "text_encoder.json")  # the tokenizer its weights know
-    distributed.barrier()  # other ranks read text_encoder.json only once it is the one to use
-
-    stream = build_stream(recipe, data_root)
-    bad_images.listing = run_dir / BAD_IMAGE_LIST
-    stream.bad_images = bad_images
-    model = build_consistent_model(recipe, stream, run_dir)
-    mean, std = model.image_encoder.normalization()
-    stream.transform = ImageTransform(recipe.data.image_size, mean, std, model.image_encoder.in_chans)
-    loss = registry.load("losses", recipe.loss.name)(**recipe.loss.options)
-    t = recipe.train
-    augment = BatchAugment(**recipe.data.augmentation.model_dump()) if recipe.data.augment else None
-    objective = PretrainObjective(
-        model, loss, t.lr, t.weight_decay, t.text_lr, augment=augment, pair_weight=recipe.model.prompt.pair_weight
-    )
-    result = fit(
-        objective,
-        stream,
-        collate,
-        lambda rank, world: WeightedDistributedSampler(stream.weights, rank, world, seed=recipe.seed),
-        t,
-        run_dir,
-        seed=recipe.seed,
-        resume=resume_path,
-        state_tag=tag,
-        description=f"pretrain {recipe.name}",
-        num_workers=recipe.data.num_workers,
-    )
-    if info.is_main:
-        payload = model_payload(
-            model,
-            recipe.model.image_encoder.name,
-            recipe.model.text_encoder.name,
-            recipe=recipe.model_dump(mode="json"),
-            recipe_hash=recipe.digest(),
-        )
-        save_model(payload, run_dir / "model.pt")
-        training_curves(run_dir / "metrics.jsonl", run_dir / "training_curves.png")
-        console = Console(stderr=True)
-        skipped = skipped_images(run_dir / BAD_IMAGE_LIST)
-        if skipped:
-            console.print(f"skipped {len(skipped)} unreadable images, listed in {run_dir / BAD_IMAGE_LIST}")
-        if math.isnan(result.final_loss):  # resumed at its last step: no loss to report
-            console.print(f"pretrain {recipe.name}: already at step {result.steps}, nothing left to train")
-        else:
-            console.print(
-                f"pretrain {recipe.name}: {result.steps} steps, {result.samples_per_s:.1f} samples/s, "
-                f"final loss {result.final_loss:.4f} → {run_dir / 'model.pt'}"
-            )
-    distributed.barrier()
-    return run_dir
 
 
 @handle_errors
@@ -174,15 +38,13 @@ def pretrain(
     set_: list[str] = typer.Option([], "--set", help="override a recipe value: --set train.lr=3e-4 (repeatable)"),
     out: Path | None = typer.Option(None, "--out", help="run directory (default: runs/RECIPE_NAME)"),
     resume: str | None = typer.Option(None, "--resume", help="'latest' (OUT/checkpoints/last.pt) or a path"),
-    data_root: str | None = typer.Option(
-        None, "--data-root", help="where dataset names resolve (default: $UMCL_DATA or ./data)"
-    ),
+    data_root: DataRoot = None,
     on_bad_image: str = typer.Option(
         "error", "--on-bad-image", help="error | skip: stop at an unreadable image, or skip it (listed in OUT)"
     ),
 ) -> None:
     """Pre-train a dual encoder; writes OUT/recipe.yaml, metrics.jsonl, checkpoints/last.pt, model.pt."""
     try:
-        run_pretrain(recipe, set_, out, resume, data_root, on_bad_image)
+        render(run_pretrain(recipe, set_, out, resume, data_root, on_bad_image))
     finally:
         distributed.shutdown()

@@ -29,9 +29,10 @@ import polars as pl
 from PIL import Image
 
 from umcl_cli.data.images import fit_square, to_gray
-from umcl_cli.data.manifest import MANIFEST, PreparedDataset, _atomic_write
+from umcl_cli.data.manifest import MANIFEST, PreparedDataset
 from umcl_cli.engine.logging import StepProgress
 from umcl_cli.errors import RuntimeFailure
+from umcl_cli.io_safety import atomic_write
 
 CacheMode = Literal["pad", "crop"]
 MODES: tuple[CacheMode, ...] = ("pad", "crop")  # the order loaders prefer when both exist
@@ -74,7 +75,7 @@ def _read_meta(directory: Path) -> dict[str, Any] | None:
 
 
 def _write_meta(directory: Path, meta: dict[str, Any]) -> None:
-    _atomic_write(directory / META, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write(directory / META, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
 
 
 def _fresh(dataset_dir: Path, meta: dict[str, Any]) -> bool:
@@ -230,7 +231,7 @@ def build_cache(
         try:
             for chunk in imap(_decode_chunk, jobs):
                 done[chunk] = 1
-                _atomic_write(directory / DONE, lambda p: p.write_bytes(done.tobytes()))
+                atomic_write(directory / DONE, lambda p: p.write_bytes(done.tobytes()))
                 bar.update(int(done.sum()), {})
                 if chunk_callback is not None:
                     chunk_callback(chunk)

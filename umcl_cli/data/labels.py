@@ -10,6 +10,11 @@ from umcl_cli.data.manifest import CANONICAL_CLASSES
 from umcl_cli.errors import UsageError
 
 
+def class_phrase(classes: Sequence[str]) -> str:
+    """The words a label set contributes to a prompt: lower-case class names, or "no finding"."""
+    return ", ".join(c.lower() for c in classes) if classes else "no finding"
+
+
 def check_canonical(dataset: str, classes: Sequence[str]) -> None:
     unknown = [c for c in classes if c not in CANONICAL_CLASSES]
     if unknown:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,15 +124,11 @@ def write_prepared(
         "with_text": int(frame["text"].is_not_null().sum()),
         "with_labels": int(frame.select(pl.any_horizontal(pl.col(classes).is_not_null())).to_series().sum()),
     }
-    _atomic_write(out / MANIFEST, lambda p: frame.write_parquet(p))
-    _atomic_write(out / INFO, lambda p: p.write_text(json.dumps(full_info, indent=2) + "\n"))
+    atomic_write(out / MANIFEST, lambda p: frame.write_parquet(p))
+    atomic_write(out / INFO, lambda p: p.write_text(json.dumps(full_info, indent=2) + "\n"))
     for name, src in (extra_files or {}).items():
-        _atomic_write(out / name, lambda p, src=src: shutil.copyfile(src, p))
+        atomic_write(out / name, lambda p, src=src: shutil.copyfile(src, p))
     return out
-
-
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    atomic_write(target, write)
 
 
 class PreparedDataset:

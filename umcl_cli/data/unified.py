@@ -21,12 +21,11 @@ from torch.utils.data import Dataset, Sampler
 from umcl_cli.data.bad_images import BadImagePolicy
 from umcl_cli.data.cache import ImageCache
 from umcl_cli.data.images import load_gray
-from umcl_cli.data.labels import apply_policy, check_canonical, union_classes
+from umcl_cli.data.labels import apply_policy, check_canonical, class_phrase, union_classes
 from umcl_cli.data.manifest import PreparedDataset
 from umcl_cli.data.reports import select_text
 from umcl_cli.data.transforms import ImageTransform
 from umcl_cli.errors import UsageError
-from umcl_cli.model.prompt_learner import class_phrase
 
 
 @dataclass
@@ -157,12 +156,6 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "labels": torch.stack([it["labels"] for it in items]),
         "has_labels": torch.tensor([it["has_labels"] for it in items]),
     }
-
-
-def seed_worker(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 class WeightedDistributedSampler(Sampler[int]):

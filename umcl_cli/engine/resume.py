@@ -15,9 +15,9 @@ from torch import nn
 
 from umcl_cli.errors import UsageError, first_line
 from umcl_cli.io_safety import atomic_write
-from umcl_cli.model.checkpoint import FORMAT as MODEL_FORMAT
 
 TRAIN_STATE = "umcl-train-state"
+MODEL_FORMAT = "umcl-model"  # model.pt (model/checkpoint.py): named here to tell the two apart
 PARTS = ("step", "module", "optimizer", "scheduler", "precision", "rng")
 _FIX = "pass --resume latest, or the checkpoints/last.pt of the run to continue"
 

@@ -20,7 +20,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from umcl_cli.data.unified import seed_worker
 from umcl_cli.engine import distributed
 from umcl_cli.engine.divergence import DivergenceGuard
 from umcl_cli.engine.logging import MetricsLog, StepProgress
@@ -29,8 +28,7 @@ from umcl_cli.engine.resume import TRAIN_STATE, read_train_state, restore
 from umcl_cli.engine.schedule import build_optimizer, cosine_with_warmup
 from umcl_cli.engine.task import TrainTask
 from umcl_cli.errors import UsageError
-from umcl_cli.io_safety import remove_stale_temps
-from umcl_cli.model.checkpoint import atomic_save
+from umcl_cli.io_safety import atomic_save, remove_stale_temps
 from umcl_cli.recipe import TrainConfig
 
 
@@ -54,6 +52,13 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader workers: numpy and random follow torch's per-worker seed (augmentations repeat on resume)."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
 
 
 def resolve_resume(resume: str | None, run_dir: Path | None) -> Path | None:

@@ -24,7 +24,7 @@ from umcl_cli.data.manifest import MANIFEST, PreparedDataset
 from umcl_cli.engine.logging import console
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.features import encode_image_files
-from umcl_cli.model.checkpoint import atomic_save
+from umcl_cli.io_safety import atomic_save
 from umcl_cli.model.dual_encoder import DualEncoder
 
 CACHE_FORMAT = "umcl-feature-cache"

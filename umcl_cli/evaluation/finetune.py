@@ -25,9 +25,9 @@ from umcl_cli.engine.task import TrainTask
 from umcl_cli.engine.trainer import FitResult, fit, split_decay
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.features import encode_image_files, eval_transform
+from umcl_cli.evaluation.short_run import short_run_config
 from umcl_cli.model.dual_encoder import DualEncoder
 from umcl_cli.model.encoders import ImageEncoder
-from umcl_cli.recipe import TrainConfig
 
 
 @dataclass
@@ -120,16 +120,14 @@ def finetune_scores(
     pristine = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
     classifier = ImageClassifier(encoder, train_labels.shape[1]).requires_grad_(True)
     data = LabelledImages(train_paths, train_labels, eval_transform(model, image_size))
-    train_cfg = TrainConfig(
-        epochs=1,
-        max_steps=cfg.steps,
-        batch_size=min(cfg.batch_size, len(data)),
-        lr=cfg.lr,
+    train_cfg = short_run_config(
+        cfg.steps,
+        cfg.batch_size,
+        len(data),
+        cfg.lr,
         weight_decay=cfg.weight_decay,
         warmup_steps=min(10, cfg.steps // 10),
         grad_clip=1.0,
-        log_every=max(1, cfg.steps // 10),
-        checkpoint_every=cfg.steps,
     )
     try:
         result = fit(

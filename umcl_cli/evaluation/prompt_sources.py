@@ -59,7 +59,7 @@ def from_learner(model: DualEncoder, learner: PromptLearner, classes: list[str],
 
 
 def save_prompts(learner: PromptLearner, path: Path, extra: dict[str, Any]) -> None:
-    from umcl_cli.model.checkpoint import atomic_save
+    from umcl_cli.io_safety import atomic_save
 
     atomic_save(
         {"format": PROMPTS_FORMAT, "config": learner.config(), "ctx": learner.ctx.detach().cpu(), **extra}, path

@@ -30,11 +30,11 @@ from umcl_cli.engine.trainer import FitResult, fit
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.features import eval_transform
 from umcl_cli.evaluation.prompt_sources import save_prompts
+from umcl_cli.evaluation.short_run import short_run_config
 from umcl_cli.evaluation.zeroshot import eval_labels
 from umcl_cli.model.dual_encoder import DualEncoder
 from umcl_cli.model.objectives import PromptClassifier, PromptTuneObjective
 from umcl_cli.model.prompt_learner import PromptLearner
-from umcl_cli.recipe import TrainConfig
 
 PROTOCOLS = ("umcl", "coop")
 
@@ -165,19 +165,17 @@ def tune_prompts(
     model.eval()
     learner = initial_learner(model, classes, settings.init, settings.n_ctx, settings.csc).to(model.logit_scale.device)
     steps, warmup = budget(settings, shots, len(data))
-    cfg = TrainConfig(
-        epochs=1,
-        max_steps=steps,
-        batch_size=min(settings.batch_size, len(data)),
-        lr=settings.lr,
+    cfg = short_run_config(
+        steps,
+        settings.batch_size,
+        len(data),
+        settings.lr,
         weight_decay=settings.weight_decay,
         optimizer=settings.optimizer,
         momentum=settings.momentum,
         warmup_steps=warmup,
         warmup_lr=settings.warmup_lr,
         grad_clip=settings.grad_clip,
-        log_every=max(1, steps // 10),
-        checkpoint_every=steps,
     )
     objective = PromptTuneObjective(
         PromptClassifier(model, learner, classes), augment=BatchAugment(), weight_decay=settings.weight_decay

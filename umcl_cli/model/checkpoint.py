@@ -14,20 +14,16 @@ import torch
 from safetensors.torch import save_file
 
 from umcl_cli import __version__, registry
+from umcl_cli.engine.resume import MODEL_FORMAT
 from umcl_cli.errors import UsageError, first_line
-from umcl_cli.io_safety import atomic_write
+from umcl_cli.io_safety import atomic_save, atomic_write
 from umcl_cli.model.dual_encoder import DualEncoder
 from umcl_cli.model.prompt_learner import PromptLearner
 
-FORMAT = "umcl-model"
+FORMAT = MODEL_FORMAT
 FORMAT_VERSION = 1
 # What load_model reads; "prompt" may be None but must be present.
 REQUIRED = ("image_encoder", "text_encoder", "embed_dim", "logit_scale_max", "classes", "prompt", "state_dict")
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same directory, then rename over ``path``."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def model_payload(

@@ -27,10 +27,6 @@ from umcl_cli.model.encoders import TextEncoder
 DEFAULT_N_CTX = 4
 
 
-def class_phrase(classes: Sequence[str]) -> str:
-    return ", ".join(c.lower() for c in classes) if classes else "no finding"
-
-
 class PromptLearner(nn.Module):
     def __init__(
         self,

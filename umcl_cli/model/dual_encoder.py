@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from umcl_cli.model.encoders import ImageEncoder, TextEncoder
+from umcl_cli.contracts import ImageEncoder, TextEncoder
 from umcl_cli.model.prompt_learner import PromptLearner, class_phrase
 
 

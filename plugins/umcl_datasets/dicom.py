@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import UsageError
 
 INSTALL = "pip install umcl[dicom]"
 

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
-from umcl_cli.data.plugin import PrepareOptions
+from umcl_cli.contracts import PrepareOptions
 from umcl_datasets.common.checks import OnMissing
 from umcl_datasets.common.split import group_split
 

@@ -17,8 +17,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from umcl_cli.errors import UsageError
-from umcl_cli.model.encoders import TextEncoder
+from umcl_cli.contracts import TextEncoder, UsageError
 from umcl_encoders.wordpiece import train_wordpiece
 
 POOLINGS = ("cls", "mean")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import UsageError
 
 INPUT_NORMS = ("dataset", "per_image")
 

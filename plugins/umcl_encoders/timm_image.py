@@ -9,8 +9,7 @@ import timm
 import torch
 from torch import nn
 
-from umcl_cli.errors import UsageError
-from umcl_cli.model.encoders import ImageEncoder
+from umcl_cli.contracts import ImageEncoder, UsageError
 from umcl_encoders.input_norm import check_input_norm, standardize_per_image
 
 

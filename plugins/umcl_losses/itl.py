@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from umcl_cli.engine.contrastive import ContrastiveLoss, identity_targets, label_keys
+from umcl_cli.contracts import ContrastiveLoss, identity_targets, label_keys
 
 
 class ImageTextLabelLoss(ContrastiveLoss):

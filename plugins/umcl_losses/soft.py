@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from umcl_cli.engine.contrastive import ContrastiveLoss, identity_targets
+from umcl_cli.contracts import ContrastiveLoss, identity_targets
 
 
 class SoftLabelLoss(ContrastiveLoss):

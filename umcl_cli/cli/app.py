@@ -1,7 +1,7 @@
 """The ``umcl`` Typer application.
 
 Commands are imported only when they run: torch, transformers and torchmetrics take seconds and
-hundreds of MiB to import, which `umcl prepare` and `umcl plugins` never need.
+hundreds of MiB to import, which `umcl prepare` never needs (`umcl plugins` imports every plugin to check it).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from umcl_cli.contracts import ImageEncoder
 from umcl_cli.data.images import load_gray
 from umcl_cli.data.transforms import BatchAugment, ImageTransform
 from umcl_cli.data.unified import WeightedDistributedSampler
@@ -27,7 +28,6 @@ from umcl_cli.errors import UsageError
 from umcl_cli.evaluation.features import encode_image_files, eval_transform
 from umcl_cli.evaluation.short_run import short_run_config
 from umcl_cli.model.dual_encoder import DualEncoder
-from umcl_cli.model.encoders import ImageEncoder
 
 
 @dataclass

@@ -7,10 +7,28 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from umcl_cli import registry
+from umcl_cli.contracts import ImageEncoder, TextEncoder
 from umcl_cli.errors import UsageError, first_line
 from umcl_cli.model.dual_encoder import DualEncoder
 from umcl_cli.model.prompt_learner import PromptLearner
 from umcl_cli.recipe import ModelConfig
+
+ENCODER_TYPES: dict[str, type] = {"image_encoders": ImageEncoder, "text_encoders": TextEncoder}
+
+
+def check_encoder(kind: str, name: str, encoder: Any) -> Any:
+    """Refuse what a factory returned unless it is the ``ImageEncoder`` / ``TextEncoder`` its group promises."""
+    expected = ENCODER_TYPES[kind]
+    if not isinstance(encoder, expected):
+        info = registry.describe(kind, name)
+        an = registry.article(expected.__name__)
+        raise registry.unusable(
+            kind,
+            info,
+            f"its factory returned {registry.what(encoder)}, not {an}",
+            f"the factory must return {an} (see umcl_cli.contracts): fix the {info.distribution} package",
+        )
+    return encoder
 
 
 def _call_factory(kind: str, name: str, options: dict[str, Any], context: dict[str, Any]) -> Any:
@@ -21,7 +39,7 @@ def _call_factory(kind: str, name: str, options: dict[str, Any], context: dict[s
     extra = {k: v for k, v in context.items() if k not in options and (takes_any or k in params)}
     field = f"model.{kind.removesuffix('s')}.options"
     try:
-        return factory(**options, **extra)
+        encoder = factory(**options, **extra)
     except TypeError as exc:
         raise UsageError(
             f"{registry.KIND_NAMES[kind]} '{name}' rejected its options: {exc}",
@@ -34,6 +52,7 @@ def _call_factory(kind: str, name: str, options: dict[str, Any], context: dict[s
             f"({type(exc).__name__}: {first_line(exc)})",
             f"check the sizes under {field}",
         ) from exc
+    return check_encoder(kind, name, encoder)
 
 
 def build_model(

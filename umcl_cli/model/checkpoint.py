@@ -17,6 +17,7 @@ from umcl_cli import __version__, registry
 from umcl_cli.engine.resume import MODEL_FORMAT
 from umcl_cli.errors import UsageError, first_line
 from umcl_cli.io_safety import atomic_save, atomic_write
+from umcl_cli.model.build import check_encoder
 from umcl_cli.model.dual_encoder import DualEncoder
 from umcl_cli.model.prompt_learner import PromptLearner
 
@@ -97,10 +98,11 @@ def load_model(path: Path) -> tuple[DualEncoder, dict[str, Any]]:
     """Rebuild the model from ``model.pt`` alone; return it (eval mode) and the payload."""
     payload = read_checkpoint(path)
     try:
-        image_factory = registry.load("image_encoders", payload["image_encoder"]["name"])
-        text_factory = registry.load("text_encoders", payload["text_encoder"]["name"])
-        image_encoder = image_factory(**payload["image_encoder"]["spec"])
-        text_encoder = text_factory(**payload["text_encoder"]["spec"])
+        image_name, text_name = payload["image_encoder"]["name"], payload["text_encoder"]["name"]
+        image_factory = registry.load("image_encoders", image_name)
+        text_factory = registry.load("text_encoders", text_name)
+        image_encoder = check_encoder("image_encoders", image_name, image_factory(**payload["image_encoder"]["spec"]))
+        text_encoder = check_encoder("text_encoders", text_name, text_factory(**payload["text_encoder"]["spec"]))
         model = DualEncoder(
             image_encoder,
             text_encoder,

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from umcl_cli.contracts import ImageEncoder, TextEncoder
 from umcl_cli.data.labels import class_phrase
-from umcl_cli.model.encoders import ImageEncoder, TextEncoder
 from umcl_cli.model.prompt_learner import PromptLearner
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from umcl_cli.model.encoders import TextEncoder
+from umcl_cli.contracts import TextEncoder
 
 DEFAULT_N_CTX = 4
 

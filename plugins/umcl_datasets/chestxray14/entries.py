@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import UsageError
 from umcl_datasets.common.checks import check_header
 
 DOWNLOAD = "NIH ChestX-ray14 (https://nihcc.app.box.com/v/ChestXray-NIHCC, or Kaggle nih-chest-xrays/data)"

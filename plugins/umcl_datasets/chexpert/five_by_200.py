@@ -20,9 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from umcl_cli.data.manifest import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, write_prepared
-from umcl_cli.data.plugin import DatasetPlugin
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, DatasetPlugin, UsageError, write_prepared
 
 from .options import Chexpert5x200Options
 from .source import existing, locate, manifest_columns

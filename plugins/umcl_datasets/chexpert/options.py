@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from umcl_cli.data.plugin import PrepareOptions
+from umcl_cli.contracts import PrepareOptions
 
 from ..common.checks import OnMissing
 from .policy import Policy

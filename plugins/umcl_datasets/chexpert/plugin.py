@@ -13,9 +13,14 @@ from pathlib import Path
 
 import polars as pl
 
-from umcl_cli.data.manifest import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, PreparedDataset, write_prepared
-from umcl_cli.data.plugin import DatasetPlugin
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import (
+    CHEXPERT_CLASSES,
+    CHEXPERT_COMPETITION,
+    DatasetPlugin,
+    PreparedDataset,
+    UsageError,
+    write_prepared,
+)
 
 from ..common.split import group_split
 from .options import ChexpertOptions

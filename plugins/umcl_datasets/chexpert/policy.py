@@ -13,7 +13,7 @@ from typing import Literal
 
 import polars as pl
 
-from umcl_cli.data.manifest import CHEXPERT_CLASSES
+from umcl_cli.contracts import CHEXPERT_CLASSES
 
 Policy = Literal["ignore", "ones", "zeros", "gloria"]
 # GLoRIA's per-class mapping (after the CheXpert paper's best policy per competition class).

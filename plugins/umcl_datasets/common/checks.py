@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 from rich.console import Console
 
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import UsageError
 
 OnMissing = Literal["error", "skip"]
 # How many offending entries a message lists.

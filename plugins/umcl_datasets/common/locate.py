@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import UsageError
 
 
 def env_var(name: str) -> str:

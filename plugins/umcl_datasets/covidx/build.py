@@ -6,8 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from umcl_cli.data.manifest import write_prepared
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import UsageError, write_prepared
 from umcl_datasets.common.checks import check_images, refuse_escaping, require_files
 from umcl_datasets.common.locate import resolve_root
 from umcl_datasets.public import absolute, carve_validate, run_info

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import UsageError
 
 DOWNLOAD = "COVIDx CXR (Kaggle andyczhao/covidx-cxr2, built by github.com/lindawangg/COVID-Net)"
 MULTICLASS = {"normal": "No Finding", "pneumonia": "Pneumonia", "covid-19": "COVID-19"}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from umcl_cli.data.manifest import CANONICAL_CLASSES
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import CANONICAL_CLASSES, UsageError
 
 _BY_KEY = {c.lower(): c for c in CANONICAL_CLASSES}
 

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from umcl_cli.data.manifest import SPLITS, write_prepared
-from umcl_cli.data.plugin import DatasetPlugin
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import SPLITS, DatasetPlugin, UsageError, write_prepared
 
 from ..common.checks import check_columns, check_images, refuse_escaping
 from ..common.split import group_split

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from umcl_cli.data.plugin import DatasetPlugin
+from umcl_cli.contracts import DatasetPlugin
 
 from .build import build
 from .options import IUXrayOptions

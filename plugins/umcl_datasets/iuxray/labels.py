@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from umcl_cli.data.manifest import CANONICAL_CLASSES
+from umcl_cli.contracts import CANONICAL_CLASSES
 
 HEADING_TO_CLASS: dict[str, str] = {
     "normal": "No Finding",

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import UsageError
 
 DOWNLOAD = "IU X-ray from Open-i (NLMCXR_reports.tgz and NLMCXR_png.tgz, https://openi.nlm.nih.gov/faq)"
 # Open-i replaced identifying words with this token ("x-XXXX", "XXXX XXXX").

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from umcl_cli.data.plugin import PrepareOptions
+from umcl_cli.contracts import PrepareOptions
 
 from ..common.checks import OnMissing
 

@@ -8,9 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from umcl_cli.data.manifest import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, write_prepared
-from umcl_cli.data.plugin import DatasetPlugin
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, DatasetPlugin, UsageError, write_prepared
 
 from ..common.checks import decide_missing, list_present, refuse_escaping
 from ..common.locate import resolve_root

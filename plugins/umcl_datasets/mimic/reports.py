@@ -15,7 +15,7 @@ from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import NamedTuple
 
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import UsageError
 
 from .sections import Sections, parse_report, report_text
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from umcl_cli.data.manifest import CHEXPERT_CLASSES
-from umcl_cli.errors import UsageError
+from umcl_cli.contracts import CHEXPERT_CLASSES, UsageError
 
 from ..common.checks import EXAMPLES, check_header, require_files
 

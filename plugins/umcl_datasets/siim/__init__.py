@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from umcl_cli.data.plugin import DatasetPlugin
+from umcl_cli.contracts import DatasetPlugin
 from umcl_datasets.public import HeldOutOptions
 
 from .build import build

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from umcl_cli.data.manifest import write_prepared
+from umcl_cli.contracts import write_prepared
 from umcl_datasets.common.checks import check_columns, decide_missing, read_header, require_files
 from umcl_datasets.common.locate import resolve_root
 from umcl_datasets.common.split import group_split

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from umcl_cli.data.plugin import DatasetPlugin
+from umcl_cli.contracts import DatasetPlugin
 
 from .build import build_five_by_200, build_main
 from .images import render_images

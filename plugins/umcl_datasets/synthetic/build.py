@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from umcl_cli.data.manifest import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, write_prepared
+from umcl_cli.contracts import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, write_prepared
 
 from .cohort import make_cohort, sample_views
 from .images import BATCH_PIXELS, Anatomy, render_images, sample_anatomy

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from umcl_cli.data.manifest import CHEXPERT_CLASSES
+from umcl_cli.contracts import CHEXPERT_CLASSES
 
 CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CHEXPERT_CLASSES)}
 

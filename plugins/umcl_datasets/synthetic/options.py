@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from umcl_cli.data.plugin import PrepareOptions
+from umcl_cli.contracts import PrepareOptions
 
 
 class SyntheticOptions(PrepareOptions):

@@ -1,4 +1,8 @@
-"""What the core expects of an encoder plugin.
+"""The encoder contract: the ``ImageEncoder`` / ``TextEncoder`` base classes.
+
+Import them from ``umcl_cli.contracts``, the public place for every plugin contract; they are
+defined here, beside the loss contract (``engine.contrastive``), so that ``umcl_cli.contracts`` can
+hand out the torch-free contracts (datasets, manifests) without importing torch.
 
 An entry point in ``umcl.image_encoders`` / ``umcl.text_encoders`` names a *factory*: a callable
 taking keyword options (from the recipe) and returning one of the modules below. The core never

@@ -1,6 +1,6 @@
 """Run under torchrun: DDP loss and gradients on each rank's half of a fixed global batch.
 
-Rank 0 saves them to ``argv[1]``; tests/test_distributed.py compares with one process.
+Rank 0 saves them to ``argv[1]``; tests/engine/test_distributed.py compares with one process.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def _as_list(value: float | int | Sequence[Any]) -> list[Any]:
 
 
 def linear_probe(
-    ckpt: Path,
+    ckpt: str | Path,
     dataset: str,
     fraction: float | Sequence[float] = 1.0,
     seed: int | Sequence[int] = 0,
@@ -108,6 +108,7 @@ def linear_probe(
     ``protocol`` ``clip`` fits with ``l2`` when given, else sweeps ``L2_GRID`` on ``val_split``;
     ``gloria`` always uses ``val_split`` for early stopping.
     """
+    ckpt = Path(ckpt)
     fractions, seeds = sorted(set(_as_list(fraction))), list(dict.fromkeys(_as_list(seed)))
     check_fractions(fractions)
     if protocol not in PROTOCOLS:

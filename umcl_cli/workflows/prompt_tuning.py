@@ -81,7 +81,7 @@ EVAL_SPLIT = "test"
 
 
 def prompt_tune(
-    ckpt: Path,
+    ckpt: str | Path,
     dataset: str,
     shots: int,
     classes: str | None = None,
@@ -98,6 +98,7 @@ def prompt_tune(
     data_root: str | None = None,
 ) -> PromptTuneResult:
     """One (shots, seed) run, no evaluation: the learned ``prompts.pt`` and how training ended."""
+    ckpt = Path(ckpt)
     check_shots([shots])
     ds = resolve_dataset(dataset, data_root)  # the cheap check first
     model = load_eval_model(ckpt)
@@ -157,7 +158,7 @@ def eval_dataset_for(ds: PreparedDataset, requested: str | None, data_root: str 
 
 
 def prompt_sweep(
-    ckpt: Path,
+    ckpt: str | Path,
     dataset: str,
     shots: Sequence[int],
     seeds: Sequence[int],
@@ -175,6 +176,7 @@ def prompt_sweep(
     on_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> PromptSweepResult:
     """Every (shots, seed) pair; with ``evaluate_prompts``, zero-shot of each and of both baselines."""
+    ckpt = Path(ckpt)
     shots, seeds = list(dict.fromkeys(shots)), list(dict.fromkeys(seeds))
     check_shots(shots)
     settings = settings or TuneSettings()

@@ -55,7 +55,7 @@ class RetrievalResult(Result):
 
 
 def retrieve(
-    ckpt: Path,
+    ckpt: str | Path,
     dataset: str,
     split: str = "test",
     query: str | None = None,
@@ -69,6 +69,7 @@ def retrieve(
     bootstrap_unit: str = "auto",
 ) -> RetrievalResult:
     """Recall@K both ways; or the top images for ``query`` text; or the top texts for an ``image`` file."""
+    ckpt = Path(ckpt)
     if query is not None and image is not None:
         raise UsageError("--query and --image search in opposite directions", "pass only one of them")
     if image is not None and not Path(image).is_file():
@@ -98,7 +99,7 @@ def retrieve(
 
 def _recall(
     model: DualEncoder,
-    ckpt: Path,
+    ckpt: str | Path,
     ds: PreparedDataset,
     frame: pl.DataFrame,
     split: str,

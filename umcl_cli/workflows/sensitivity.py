@@ -44,7 +44,7 @@ class SensitivityResult(Result):
 
 
 def sensitivity(
-    ckpt: Path,
+    ckpt: str | Path,
     dataset: str,
     styles: Path | None = None,
     prompts: str = "auto",
@@ -56,6 +56,7 @@ def sensitivity(
     cache_dir: Path | None = None,
 ) -> SensitivityResult:
     """Headline zero-shot metrics per prompt style (built-in, or a ``styles`` YAML file) and their spread."""
+    ckpt = Path(ckpt)
     ds, task, class_names, labels = zeroshot_problem(dataset, data_root, classes, task, split)
     if styles is not None and not Path(styles).is_file():
         raise UsageError(f"--styles {styles}: no such file", "pass a YAML file of prompt styles (see README)")

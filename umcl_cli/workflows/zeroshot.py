@@ -47,7 +47,7 @@ class ZeroShotResult(Result):
 
 
 def zeroshot(
-    ckpt: Path,
+    ckpt: str | Path,
     dataset: str,
     prompts: str = "auto",
     out: Path | None = None,
@@ -62,6 +62,7 @@ def zeroshot(
 ) -> ZeroShotResult:
     """Score ``split`` of ``dataset`` against class prompts (``auto``: learned if the checkpoint has
     them, else hand-written templates; or ``templates``, ``learned``, a ``prompts.pt`` / ``.yaml``)."""
+    ckpt = Path(ckpt)
     ds, task, class_names, _ = zeroshot_problem(dataset, data_root, classes, task, split)  # before any encoding
     bootstrap_units(ds.split(split), bootstrap_unit)
     # A multi-draw test set (prepare chexpert-5x200 --draws K) is scored on every draw.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "umcl_cli"
+PACKAGE = Path(__file__).resolve().parents[2] / "umcl_cli"
 # Lowest first. A module may import its own layer and the layers listed before it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("umcl_cli", "umcl_cli.errors", "umcl_cli.io_safety", "umcl_cli.safe_yaml", "umcl_cli.recipe")),

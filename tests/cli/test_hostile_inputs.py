@@ -39,7 +39,7 @@ from umcl_cli.model import objectives
 from umcl_cli.model.checkpoint import save_model
 from umcl_cli.recipe import TrainConfig
 
-DEMO = Path(__file__).parent / "recipes" / "tiny.yaml"  # 4 steps, checkpoints at 2 and 4
+DEMO = Path(__file__).parents[1] / "recipes" / "tiny.yaml"  # 4 steps, checkpoints at 2 and 4
 runner = CliRunner()
 
 

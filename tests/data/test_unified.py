@@ -152,7 +152,7 @@ def test_unmappable_class_names_are_refused_naming_dataset_and_names(tmp_path: P
 
 
 def test_recipe_with_nothing_to_train_on_is_refused(tmp_path: Path) -> None:
-    recipe = Path(__file__).parents[1] / "recipes" / "demo.yaml"
+    recipe = Path(__file__).parents[2] / "recipes" / "demo.yaml"
     result = CliRunner().invoke(
         app,
         [

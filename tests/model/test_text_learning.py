@@ -22,7 +22,7 @@ from umcl_cli.recipe import load_recipe
 from umcl_encoders.hf_text import build_hf_text_encoder
 from umcl_losses.itl import ImageTextLabelLoss
 
-DEMO = Path(__file__).parents[1] / "recipes" / "demo.yaml"
+DEMO = Path(__file__).parents[2] / "recipes" / "demo.yaml"
 FINDINGS = {
     "effusion": (
         ["There is a small left pleural effusion.", "Blunting of the costophrenic angle."],

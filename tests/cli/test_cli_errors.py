@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from umcl_cli.cli.app import app
 
 runner = CliRunner()
-DEMO = Path(__file__).parents[1] / "recipes" / "demo.yaml"
+DEMO = Path(__file__).parents[2] / "recipes" / "demo.yaml"
 
 
 def invoke(args: list[str], env: dict[str, str] | None = None):

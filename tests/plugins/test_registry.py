@@ -132,7 +132,7 @@ nameless_dataset = broken_extras:NamelessDataset
 linear = broken_extras:build_linear
 number = broken_extras:NOT_CALLABLE
 """
-TINY = Path(__file__).parent / "recipes" / "tiny.yaml"
+TINY = Path(__file__).parents[1] / "recipes" / "tiny.yaml"
 
 
 @pytest.fixture
@@ -288,7 +288,7 @@ def test_checkpoint_rebuild_refuses_a_factory_of_the_wrong_type(
 
 
 def test_first_party_plugins_import_umcl_only_through_contracts() -> None:
-    plugins = Path(__file__).parents[1] / "plugins"
+    plugins = Path(__file__).parents[2] / "plugins"
     imports = []
     for path in sorted(plugins.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):

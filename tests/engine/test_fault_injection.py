@@ -26,7 +26,7 @@ from umcl_cli.engine.resume import read_train_state
 
 SEED = int(os.environ.get("UMCL_FAULT_SEED", "20261201"))
 STEPS = 16
-RECIPE = Path(__file__).parent / "recipes" / "tiny.yaml"
+RECIPE = Path(__file__).parents[1] / "recipes" / "tiny.yaml"
 OVERRIDES = [
     f"train.max_steps={STEPS}",
     "train.checkpoint_every=3",  # kills between checkpoints make the resumed run redo steps

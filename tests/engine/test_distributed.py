@@ -16,7 +16,7 @@ from e2e_helpers import RECIPES, TINY, prepare_tiny
 
 from umcl_cli.registry import load
 
-WORKER = Path(__file__).parent / "ddp_loss_worker.py"
+WORKER = Path(__file__).parents[1] / "ddp_loss_worker.py"
 
 
 def free_port() -> int:

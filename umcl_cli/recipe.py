@@ -112,6 +112,9 @@ class TrainConfig(Strict):
     epochs: float = Field(10, gt=0, le=1e6)
     max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(64, ge=2, description="per process")
+    accum_steps: int = Field(
+        1, ge=1, le=4096, description="micro-batches per optimizer step; global batch = batch_size x this x ranks"
+    )
     # An AdamW learning rate above 10 is always a slip (1e39 overflows, 1e6 diverges at once).
     lr: float = Field(1e-4, gt=0, le=10)
     text_lr: float | None = Field(None, gt=0, le=10, description="learning rate of the text encoder (default: lr)")

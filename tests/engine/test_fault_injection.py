@@ -47,8 +47,10 @@ def start(ctx: mp.context.BaseContext, target: Callable[..., None], *args: objec
     return process
 
 
-def train_args(run: Path, data: Path, resume: bool, progress: object, fault: tuple[int, float] | None) -> tuple:
-    return (str(RECIPE), OVERRIDES, str(run), str(data), resume, progress, fault)
+def train_args(
+    run: Path, data: Path, resume: bool, progress: object, fault: tuple[int, float] | None, accum: int = 1
+) -> tuple:
+    return (str(RECIPE), [*OVERRIDES, f"train.accum_steps={accum}"], str(run), str(data), resume, progress, fault)
 
 
 def state_of(run: Path) -> dict[str, torch.Tensor]:
@@ -61,14 +63,15 @@ def state_of(run: Path) -> dict[str, torch.Tensor]:
     return {**model, **moments}
 
 
-def test_sigkill_at_random_points_then_resume_is_bit_identical(ctx, tmp_path: Path) -> None:
+@pytest.mark.parametrize("accum", [1, 2], ids=["one-batch", "accum-2"])
+def test_sigkill_at_random_points_then_resume_is_bit_identical(ctx, tmp_path: Path, accum: int) -> None:
     rng = random.Random(SEED)
     prepare_tiny(tmp_path / "data", n=64, per_class=2)
     data = tmp_path / "data"
     progress = ctx.Value("i", 0)
 
     reference = tmp_path / "reference"
-    child = start(ctx, fault_worker.train, *train_args(reference, data, False, progress, None))
+    child = start(ctx, fault_worker.train, *train_args(reference, data, False, progress, None, accum))
     child.join(120)
     assert child.exitcode == 0
 
@@ -85,7 +88,7 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(ctx, tmp_path: Pa
             continue  # too close to the end for another kill
         progress.value = resumed_at
         write_fault = (1, fault[1]) if isinstance(fault, tuple) else None
-        child = start(ctx, fault_worker.train, *train_args(run, data, last.exists(), progress, write_fault))
+        child = start(ctx, fault_worker.train, *train_args(run, data, last.exists(), progress, write_fault, accum))
         if fault == "signal":
             target = rng.randint(resumed_at + 1, STEPS - 2)
             while progress.value < target and child.is_alive():

@@ -14,6 +14,8 @@ class TrainTask(ABC):
 
     module: nn.Module
     find_unused_parameters: bool = False
+    # Row-aligned inputs compute_loss reads (labels, targets): what gradient accumulation concatenates.
+    loss_keys: tuple[str, ...] = ()
 
     @abstractmethod
     def param_groups(self) -> list[dict[str, Any]]:

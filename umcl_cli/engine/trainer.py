@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from umcl_cli.engine import distributed
+from umcl_cli.engine.accumulation import accumulated_backward
 from umcl_cli.engine.divergence import DivergenceGuard
 from umcl_cli.engine.logging import MetricsLog, StepProgress
 from umcl_cli.engine.precision import Precision
@@ -128,11 +129,14 @@ def fit(
         persistent_workers=False,
         pin_memory=device.type == "cuda",
     )
-    steps_per_epoch = len(sampler) // cfg.batch_size
+    accum = cfg.accum_steps
+    rows_per_step = cfg.batch_size * accum  # per process
+    steps_per_epoch = len(sampler) // rows_per_step
     if steps_per_epoch == 0:
         raise UsageError(
-            f"{len(dataset)} training rows are fewer than one global batch ({cfg.batch_size} x {info.world_size})",
-            "lower train.batch_size or add data",
+            f"{len(dataset)} training rows are fewer than one global batch "
+            f"({cfg.batch_size} x {accum} accumulation steps x {info.world_size} processes)",
+            "lower train.batch_size or train.accum_steps, or add data",
         )
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
 
@@ -183,7 +187,7 @@ def fit(
             )
             guard.saved(step)
 
-    global_batch = cfg.batch_size * info.world_size
+    global_batch = rows_per_step * info.world_size
     window: dict[str, float] = {"loss": 0.0, "data": 0.0, "time": 0.0, "n": 0}
     started = time.perf_counter()
     trained_steps = 0
@@ -192,7 +196,7 @@ def fit(
     try:
         while step < total:
             epoch, done_in_epoch = divmod(step, steps_per_epoch)
-            sampler.set_epoch(epoch, skip=done_in_epoch * cfg.batch_size)
+            sampler.set_epoch(epoch, skip=done_in_epoch * rows_per_step)
             t0 = time.perf_counter()
             if resume_rng is not None and done_in_epoch == 0:
                 # Checkpointed at an epoch's end: the interrupted run drew the next seed after saving.
@@ -203,15 +207,19 @@ def fit(
                 # Restore after that draw, so augmentation and dropout continue the interrupted stream.
                 torch.set_rng_state(resume_rng)
                 resume_rng = None
-            for batch in batches:
+            for group in zip(*[batches] * accum, strict=False):  # accum micro-batches per optimizer step
                 t_data = time.perf_counter() - t0
-                inputs = task.to_inputs(batch, device)
-                with precision.autocast():
-                    outputs = wrapped(inputs)
-                    loss = task.compute_loss(outputs, inputs)
-                guard.check_loss(loss, step)
                 optimizer.zero_grad(set_to_none=True)
-                precision.backward(loss)
+                if accum == 1:
+                    inputs = task.to_inputs(group[0], device)
+                    with precision.autocast():
+                        loss = task.compute_loss(wrapped(inputs), inputs)
+                    guard.check_loss(loss, step)
+                    precision.backward(loss)
+                else:
+                    micro = [task.to_inputs(batch, device) for batch in group]
+                    loss = accumulated_backward(task, wrapped, micro, precision)
+                    guard.check_loss(loss, step)
                 precision.unscale(optimizer)
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(

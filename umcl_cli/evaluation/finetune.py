@@ -74,6 +74,8 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 class FinetuneObjective(TrainTask):
+    loss_keys = ("labels",)
+
     def __init__(
         self,
         classifier: ImageClassifier,

@@ -19,6 +19,8 @@ from umcl_cli.model.prompt_learner import PromptLearner
 class PretrainObjective(TrainTask):
     """Image-text(-label) contrastive pre-training of the whole dual encoder."""
 
+    loss_keys = ("labels", "has_labels")
+
     def __init__(
         self,
         model: DualEncoder,
@@ -111,6 +113,8 @@ class PromptClassifier(nn.Module):
 
 class PromptTuneObjective(TrainTask):
     """CoOp: cross-entropy over class prompts; only the context vectors learn."""
+
+    loss_keys = ("targets",)
 
     def __init__(
         self,

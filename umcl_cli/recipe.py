@@ -115,6 +115,9 @@ class TrainConfig(Strict):
     accum_steps: int = Field(
         1, ge=1, le=4096, description="micro-batches per optimizer step; global batch = batch_size x this x ranks"
     )
+    loggers: list[Literal["jsonl", "tensorboard", "wandb"]] = Field(
+        default_factory=lambda: ["jsonl"], description="metrics.jsonl is always written; tensorboard/wandb are extras"
+    )
     # An AdamW learning rate above 10 is always a slip (1e39 overflows, 1e6 diverges at once).
     lr: float = Field(1e-4, gt=0, le=10)
     text_lr: float | None = Field(None, gt=0, le=10, description="learning rate of the text encoder (default: lr)")

@@ -175,3 +175,17 @@ def test_dataset_without_text_or_labels_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as info:
         stream([SourceSpec(PreparedDataset(empty))])
     assert "dataset blank gives no trainable rows" in info.value.problem
+
+
+def test_random_sentence_is_a_function_of_seed_epoch_and_row(tmp_path: Path) -> None:
+    report = "FINDINGS: " + " ".join(f"Finding number {k} is here." for k in range(12))
+    pairs = PreparedDataset(make_dataset(tmp_path, "many", ["Edema"], [(report, [1.0])] * 4))
+
+    def picks(seed: int, epoch: int) -> list[str]:
+        ds = stream([SourceSpec(pairs)], text_section="sentence", seed=seed)
+        ds.set_epoch(epoch)
+        return [ds[i]["text"] for i in range(4)]
+
+    assert picks(0, 0) == picks(0, 0)  # a fresh copy (a worker, a resumed run) picks the same
+    assert picks(0, 0) != picks(0, 1) and picks(0, 0) != picks(1, 0)
+    assert len(set(picks(0, 0) + picks(0, 1) + picks(0, 2))) > 3

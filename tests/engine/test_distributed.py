@@ -96,6 +96,9 @@ def check_run(out: Path) -> None:
     assert payload["format"] == "umcl-model"
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6]  # rank 0 alone writes the log
+    # Each rank's generators are saved, so a resumed rank continues its own random stream.
+    last = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert len(last["rng_ranks"]) == 2 and not torch.equal(last["rng_ranks"][0], last["rng_ranks"][1])
 
 
 def test_torchrun_two_processes_pretrain_on_cpu(tiny_data: Path, tmp_path: Path) -> None:

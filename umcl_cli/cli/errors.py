@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from umcl_cli.errors import RuntimeFailure, UmclError, UsageError
 from umcl_cli.io_safety import write_failure
@@ -53,11 +54,11 @@ def report(exc: BaseException) -> int:
     known = translate(exc)
     if known is None:
         err_console.print(
-            f"[red]error:[/red] unexpected {type(exc).__name__}: {exc}. "
+            f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))}. "
             "Set UMCL_DEBUG=1 to see the traceback and report it"
         )
         return 1
-    err_console.print(f"[red]error:[/red] {known.one_line()}")
+    err_console.print(f"[red]error:[/red] {escape(known.one_line())}")  # "[wandb]" is text, not markup
     return known.exit_code
 
 

@@ -49,6 +49,7 @@ class UnifiedDataset(Dataset):
         label_text: str = "prompt",
         template: str = "a chest x-ray showing {}",
         classes: Sequence[str] | None = None,
+        seed: int = 0,
     ) -> None:
         for s in sources:
             check_canonical(s.dataset.name, s.dataset.classes)
@@ -98,7 +99,7 @@ class UnifiedDataset(Dataset):
         self._manifest_rows = np.concatenate(rows)
         self._roots = [s.dataset.root for s in sources]
         self._caches: dict[int, list[ImageCache | None]] = {}
-        self._rng = random.Random()
+        self.seed, self.epoch = seed, 0
         self.bad_images = BadImagePolicy()  # the caller may set another (pretrain --on-bad-image)
 
     def _raw_labels(self, frame: pl.DataFrame, source_classes: Sequence[str]) -> np.ndarray:
@@ -111,6 +112,11 @@ class UnifiedDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The engine tells the epoch, so per-row randomness is a function of (seed, epoch, row): a
+        resumed run, in any worker, picks the very sentences the interrupted one would have."""
+        self.epoch = epoch
 
     @property
     def corpus(self) -> list[str]:
@@ -125,7 +131,7 @@ class UnifiedDataset(Dataset):
         image = self.transform(gray)
         text = self.texts[i]
         if text is not None:
-            text = select_text(text, self.text_section, self._rng)
+            text = select_text(text, self.text_section, random.Random((self.seed * 1_000_003 + self.epoch) * 2**32 + i))
         elif self.label_text == "template":
             text = self.template.format(self.phrase(i)[0])
         phrase, class_set = self.phrase(i)

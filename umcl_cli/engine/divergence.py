@@ -29,6 +29,8 @@ class DivergenceGuard:
         self.cfg = cfg
         self.checkpoint = checkpoint
         self.saved_step: int | None = None
+        self._first_bad: torch.Tensor | None = None  # step (1-based) of the first non-finite loss; 0 = none
+        self._bad_value: torch.Tensor | None = None
         self.limit = max(EXPLODED, GROWTH * self._largest().item())
 
     def _largest(self) -> torch.Tensor:
@@ -36,9 +38,20 @@ class DivergenceGuard:
         peaks = [p.detach().abs().amax().float() for p in self.module.parameters() if p.numel()]
         return torch.stack(peaks).amax() if peaks else torch.zeros(())
 
-    def check_loss(self, loss: torch.Tensor, step: int) -> None:
-        if not torch.isfinite(loss):
-            self._stop(f"the loss became {loss.item()} at step {step + 1}")
+    def watch_loss(self, loss: torch.Tensor, step: int) -> None:
+        """Record the first non-finite loss on the device, without a host sync; ``check_watched`` reads it."""
+        loss = loss.detach().float()
+        if self._first_bad is None:
+            self._first_bad = torch.zeros((), dtype=torch.long, device=loss.device)
+            self._bad_value = torch.zeros((), device=loss.device)
+        new = torch.logical_and(~torch.isfinite(loss), self._first_bad == 0)
+        self._first_bad = torch.where(new, torch.full_like(self._first_bad, step + 1), self._first_bad)
+        self._bad_value = torch.where(new, loss, self._bad_value)
+
+    def check_watched(self) -> None:
+        """Stop if a watched step had a non-finite loss (one host read; call at log and checkpoint steps)."""
+        if self._first_bad is not None and int(self._first_bad) > 0:
+            self._stop(f"the loss became {float(self._bad_value)} at step {int(self._first_bad)}")
 
     def check_weights(self, step: int) -> None:
         """Raise if any weight is non-finite or beyond the limit; call before writing them anywhere."""

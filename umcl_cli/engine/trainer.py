@@ -23,9 +23,11 @@ from torch.utils.data import DataLoader, Dataset
 from umcl_cli.engine import distributed
 from umcl_cli.engine.accumulation import accumulated_backward
 from umcl_cli.engine.divergence import DivergenceGuard
-from umcl_cli.engine.logging import MetricsLog, StepProgress
+from umcl_cli.engine.loggers import RunLoggers
+from umcl_cli.engine.logging import StepProgress
 from umcl_cli.engine.precision import Precision
 from umcl_cli.engine.resume import TRAIN_STATE, read_train_state, restore
+from umcl_cli.engine.rng import RngState, gather_rng_states, peak_memory_mb, rank_rng, set_rng_state
 from umcl_cli.engine.schedule import build_optimizer, cosine_with_warmup
 from umcl_cli.engine.task import TrainTask
 from umcl_cli.errors import UsageError
@@ -152,25 +154,27 @@ def fit(
     scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total, constant)
 
     step = 0
-    resume_rng: torch.Tensor | None = None
+    resume_rng: RngState | None = None
     ckpt_path = run_dir / "checkpoints" / "last.pt" if run_dir else None
     # Limits set from the initial weights, so a resumed run checks exactly as an uninterrupted one.
     guard = DivergenceGuard(task.module, cfg, str(ckpt_path) if ckpt_path else None)
     if resume is not None:
         state = read_train_state(resume, state_tag)
-        step, resume_rng = restore(state, resume, task.module, optimizer, scheduler, precision)
+        step, saved_rng = restore(state, resume, task.module, optimizer, scheduler, precision)
+        resume_rng = rank_rng(state, saved_rng, info.rank)
         del state
         guard.saved(step)
 
     main = info.is_main
-    log = MetricsLog(run_dir / "metrics.jsonl" if (main and run_dir) else None)
-    log.keep_until(step)  # a killed run logged steps past its last checkpoint; they are trained again
+    loggers = RunLoggers(run_dir if main else None, cfg.loggers, step, description)
     progress = StepProgress(total, step, description, enabled=main, every=cfg.log_every)
     if main and ckpt_path is not None:
         remove_stale_temps(ckpt_path)  # left by a run killed while writing its checkpoint
 
     def save_state() -> None:
+        guard.check_watched()
         guard.check_weights(step)  # never write diverged weights over the last good ones
+        rngs = gather_rng_states()  # every rank's generators: each continues its own stream on resume
         if main and ckpt_path is not None:
             atomic_save(
                 {
@@ -181,45 +185,47 @@ def fit(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "precision": precision.state_dict(),
-                    "rng": torch.get_rng_state(),
+                    "rng": rngs[0][0],
+                    "rng_ranks": [r[0] for r in rngs],
+                    "cuda_rng_ranks": [r[1] for r in rngs],
                 },
                 ckpt_path,
             )
             guard.saved(step)
 
     global_batch = rows_per_step * info.world_size
-    window: dict[str, float] = {"loss": 0.0, "data": 0.0, "time": 0.0, "n": 0}
-    started = time.perf_counter()
+    # Summed on the device and read only at log steps: no host sync in the step itself.
+    window_loss = torch.zeros((), device=device)
+    window_steps, window_data = 0, 0.0
+    window_start = started = time.perf_counter()
     trained_steps = 0
-    last_loss = float("nan")
+    last_loss = torch.full((), float("nan"))
+    shown: dict[str, float] = {}
+    if resume_rng is not None:
+        set_rng_state(resume_rng)
     task.module.train()
     try:
         while step < total:
             epoch, done_in_epoch = divmod(step, steps_per_epoch)
             sampler.set_epoch(epoch, skip=done_in_epoch * rows_per_step)
+            if hasattr(dataset, "set_epoch"):  # per-epoch randomness inside the dataset (e.g. a sentence pick)
+                dataset.set_epoch(epoch)
+            # Worker seeds follow (seed, epoch, rank), never the global stream: resuming mid-epoch repeats them.
+            loader.generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 4099 + info.rank)
             t0 = time.perf_counter()
-            if resume_rng is not None and done_in_epoch == 0:
-                # Checkpointed at an epoch's end: the interrupted run drew the next seed after saving.
-                torch.set_rng_state(resume_rng)
-                resume_rng = None
-            batches = iter(loader)  # draws the loader's base seed from the global RNG
-            if resume_rng is not None:
-                # Restore after that draw, so augmentation and dropout continue the interrupted stream.
-                torch.set_rng_state(resume_rng)
-                resume_rng = None
-            for group in zip(*[batches] * accum, strict=False):  # accum micro-batches per optimizer step
-                t_data = time.perf_counter() - t0
+            for group in zip(*[iter(loader)] * accum, strict=False):  # accum micro-batches per optimizer step
+                window_data += time.perf_counter() - t0
                 optimizer.zero_grad(set_to_none=True)
                 if accum == 1:
                     inputs = task.to_inputs(group[0], device)
                     with precision.autocast():
                         loss = task.compute_loss(wrapped(inputs), inputs)
-                    guard.check_loss(loss, step)
                     precision.backward(loss)
+                    loss = loss.detach()
                 else:
                     micro = [task.to_inputs(batch, device) for batch in group]
                     loss = accumulated_backward(task, wrapped, micro, precision)
-                    guard.check_loss(loss, step)
+                guard.watch_loss(loss, step)
                 precision.unscale(optimizer)
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(
@@ -229,27 +235,32 @@ def fit(
                 scheduler.step()
                 step += 1
                 trained_steps += 1
-                last_loss = loss.item()
-                dt = time.perf_counter() - t0
-                window["loss"] += last_loss
-                window["data"] += t_data
-                window["time"] += dt
-                window["n"] += 1
+                last_loss = loss
+                window_loss += loss.float()
+                window_steps += 1
                 if step % cfg.log_every == 0 or step == total:
-                    n = window["n"]
+                    guard.check_watched()
+                    mean_loss = float(window_loss) / window_steps  # the one host read of the window
+                    elapsed = time.perf_counter() - window_start
+                    extra = task.extra_logs()
                     record = {
                         "step": step,
                         "epoch": step / steps_per_epoch,
-                        "loss": window["loss"] / n,
+                        "loss": mean_loss,
                         "lr": optimizer.param_groups[0]["lr"],
-                        "samples_per_s": global_batch * n / window["time"],
-                        "data_time": window["data"] / n,
-                        "step_time": window["time"] / n,
-                        **task.extra_logs(),
+                        "lrs": [g["lr"] for g in optimizer.param_groups],
+                        "samples_per_s": global_batch * window_steps / elapsed,
+                        "data_time": window_data / window_steps,
+                        "step_time": elapsed / window_steps,
+                        "memory_mb": peak_memory_mb(device),
+                        **extra,
                     }
-                    log.write(record)
-                    window = {"loss": 0.0, "data": 0.0, "time": 0.0, "n": 0}
-                progress.update(step, {"loss": last_loss, **task.extra_logs()})
+                    loggers.write(record)
+                    shown = {"loss": mean_loss, **extra}
+                    window_loss.zero_()
+                    window_steps, window_data = 0, 0.0
+                    window_start = time.perf_counter()
+                progress.update(step, shown)
                 if step % cfg.checkpoint_every == 0:
                     save_state()
                 if step >= total:
@@ -258,10 +269,11 @@ def fit(
         save_state()
     finally:
         progress.close()
+        loggers.close()
     seconds = time.perf_counter() - started
     return FitResult(
         steps=step,
         seconds=seconds,
         samples_per_s=global_batch * trained_steps / seconds if trained_steps else 0.0,
-        final_loss=last_loss,
+        final_loss=float(last_loss),
     )

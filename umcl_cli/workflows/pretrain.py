@@ -64,6 +64,7 @@ def build_stream(recipe: Recipe, data_root: str | None) -> UnifiedDataset:
         text_section=d.text_section,
         label_text=d.label_text,
         template=d.template,
+        seed=recipe.seed,
     )
 
 

@@ -32,6 +32,14 @@ def train_wordpiece(corpus: Iterable[str], vocab_size: int = 8000, min_frequency
         show_progress=False,
     )
     backend.train_from_iterator(corpus, trainer=trainer)
+    # The trainer breaks frequency ties in hash order, so the same corpus gets the same tokens under
+    # different ids in every process. Renumbering them (special tokens first, the rest sorted) makes a
+    # run repeat exactly for a given seed; WordPiece matching depends on the token set only.
+    trained = backend.get_vocab()
+    specials = list(SPECIAL_TOKENS.values())
+    ordered = specials + sorted(t for t in trained if t not in specials)
+    vocab = {t: i for i, t in enumerate(ordered)}
+    backend.model = models.WordPiece(vocab=vocab, unk_token=SPECIAL_TOKENS["unk_token"], continuing_subword_prefix="##")
     cls, sep = SPECIAL_TOKENS["cls_token"], SPECIAL_TOKENS["sep_token"]
     backend.post_processor = processors.TemplateProcessing(
         single=f"{cls} $A {sep}",

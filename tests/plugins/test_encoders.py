@@ -316,3 +316,16 @@ def test_convnet_bad_options_are_one_line_usage_errors(options: dict, named: str
     with pytest.raises(UsageError, match=re.escape(named)) as caught:
         build_convnet_image_encoder(**options)
     assert "\n" not in caught.value.one_line()
+
+
+def test_trained_token_ids_follow_a_canonical_order() -> None:
+    """The WordPiece trainer numbers tokens in hash order, different in every process; umcl renumbers
+    them (special tokens first, the rest sorted), so the same token set always gets the same ids."""
+    from umcl_encoders.wordpiece import SPECIAL_TOKENS, train_wordpiece
+
+    corpus = [f"finding {w} seen in the {s} lobe" for w in ("opacity", "nodule", "mass") for s in ("left", "right")]
+    vocab = train_wordpiece(corpus * 3, vocab_size=200).get_vocab()
+    ordered = sorted(vocab, key=vocab.get)
+    specials = list(SPECIAL_TOKENS.values())
+    assert ordered[: len(specials)] == specials and ordered[len(specials) :] == sorted(ordered[len(specials) :])
+    assert sorted(vocab.values()) == list(range(len(vocab)))

@@ -17,7 +17,8 @@ and checks what each one names when it loads it (``umcl plugins`` shows the resu
     checkpoint's ``rebuild_spec()``) and returning an :class:`ImageEncoder` / :class:`TextEncoder`.
     ``rebuild_spec()`` returns JSON-able keyword options from which the same factory rebuilds the
     architecture offline, with no download (weights then come from the checkpoint); that is what
-    makes ``model.pt`` self-contained.
+    makes ``model.pt`` self-contained. ``set_grad_checkpointing(enabled)`` is optional (the default
+    refuses ``model.grad_checkpointing: true`` with a ``UsageError`` naming the encoder).
 
 Input the user can fix is reported by raising :class:`UsageError` (problem, then fix): the CLI prints
 it as one line and exits 2.

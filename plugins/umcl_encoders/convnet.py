@@ -12,11 +12,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from umcl_cli.contracts import ImageEncoder, UsageError
+from umcl_encoders.checkpointing import exact_norm_statistics
 from umcl_encoders.input_norm import check_input_norm, standardize_per_image
 
 POOLS = ("flatten", "avg")
+STAGE = 3  # conv, BatchNorm, ReLU: one stage of ``features``
 
 
 class ConvNetImageEncoder(ImageEncoder):
@@ -27,7 +30,8 @@ class ConvNetImageEncoder(ImageEncoder):
         for width in channels:
             layers += [nn.Conv2d(previous, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
             previous = width
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*layers)  # flat, so checkpoints keep their parameter names
+        self.grad_checkpointing = False
         self.in_chans, self.image_size = in_chans, image_size
         self.per_image = input_norm == "per_image"
         self.pool = pool
@@ -46,11 +50,22 @@ class ConvNetImageEncoder(ImageEncoder):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.per_image:
             images = standardize_per_image(images)
-        maps = self.features(images)
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            maps = images
+            for start in range(0, len(self.features), STAGE):
+                stage = self.features[start : start + STAGE]
+                maps = checkpoint(stage, maps, use_reentrant=False)
+        else:
+            maps = self.features(images)
         return maps.flatten(1) if self.pool == "flatten" else maps.mean(dim=(2, 3))
 
     def rebuild_spec(self) -> dict[str, Any]:
         return dict(self._spec)
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        """Checkpoint each stage (non-reentrant): only stage outputs are kept for the backward pass."""
+        self.grad_checkpointing = enabled
+        exact_norm_statistics(self.features, enabled)
 
 
 def build_convnet_image_encoder(

@@ -92,6 +92,35 @@ class HFTextEncoder(TextEncoder):
             "pad": self.tokenizer.pad_token_id,
         }
 
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        """transformers' per-layer activation checkpointing, non-reentrant.
+
+        Non-reentrant checkpointing passes gradients to ``inputs_embeds`` (the prompt learner's
+        context vectors) without any input needing ``requires_grad``, so the input hook transformers
+        adds for the reentrant kind is removed again: it would force ``requires_grad`` on every word
+        embedding output, in evaluation too.
+        """
+        net = self.model
+        if not enabled:
+            # transformers >= 5 names it activation_checkpointing_*; gradient_checkpointing_* is the old name.
+            disable = getattr(net, "activation_checkpointing_disable", None) or net.gradient_checkpointing_disable
+            disable()
+            return
+        if not getattr(net, "supports_gradient_checkpointing", False):
+            raise UsageError(
+                f"model.grad_checkpointing: the {type(net).__name__} text model does not support gradient "
+                "checkpointing",
+                "set model.grad_checkpointing: false, or use a transformers architecture that supports it (BERT…)",
+            )
+        kwargs = {"use_reentrant": False}
+        enable = getattr(net, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            net.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        if getattr(net, "_require_grads_hooks", None) or getattr(net, "_require_grads_hook", None) is not None:
+            net.disable_input_require_grads()
+
     def rebuild_spec(self) -> dict[str, Any]:
         return {
             "config": json.loads(self.model.config.to_json_string(use_diff=False)),

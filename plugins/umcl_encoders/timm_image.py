@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from umcl_cli.contracts import ImageEncoder, UsageError
+from umcl_encoders.checkpointing import exact_norm_statistics
 from umcl_encoders.input_norm import check_input_norm, standardize_per_image
 
 
@@ -88,6 +89,20 @@ class TimmImageEncoder(ImageEncoder):
 
     def rebuild_spec(self) -> dict[str, Any]:
         return dict(self._spec)
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        """timm's own activation checkpointing (per block or stage, as each model defines it)."""
+        try:
+            self.model.set_grad_checkpointing(enabled)
+        except (AssertionError, NotImplementedError, AttributeError) as exc:
+            if not enabled:
+                return
+            raise UsageError(
+                f"model.grad_checkpointing: timm model {self._spec['model_name']!r} does not support "
+                "gradient checkpointing",
+                "set model.grad_checkpointing: false, or pick a timm model that supports it (ResNet, ViT, ConvNeXt…)",
+            ) from exc
+        exact_norm_statistics(self.model, enabled)
 
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         cfg = self.model.pretrained_cfg

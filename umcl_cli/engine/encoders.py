@@ -11,6 +11,10 @@ imports a concrete encoder.
 ``rebuild_spec()`` returns JSON-able keyword options from which the same factory rebuilds the
 architecture offline, with no download (weights then come from the checkpoint). That is what makes
 ``model.pt`` self-contained.
+
+``set_grad_checkpointing(enabled)`` is optional: an encoder that can recompute its activations in
+the backward pass instead of storing them (``model.grad_checkpointing: true``) overrides it; the
+default refuses with a ``UsageError`` naming the encoder.
 """
 
 from __future__ import annotations
@@ -20,6 +24,17 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from umcl_cli.errors import UsageError
+
+
+def _no_checkpointing(encoder: nn.Module, kind: str) -> UsageError:
+    cls = type(encoder)
+    return UsageError(
+        f"model.grad_checkpointing: the {kind} encoder {cls.__qualname__} ({cls.__module__}) "
+        "does not support gradient checkpointing",
+        "set model.grad_checkpointing: false, or implement set_grad_checkpointing in that encoder",
+    )
 
 
 class ImageEncoder(nn.Module, ABC):
@@ -38,6 +53,12 @@ class ImageEncoder(nn.Module, ABC):
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Mean and std applied to images in [0, 1] (per input channel)."""
         return (0.5,) * self.in_chans, (0.5,) * self.in_chans
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute activations during backward instead of keeping them (optional; outputs and
+        gradients must not change). The default refuses with a ``UsageError`` naming the encoder."""
+        if enabled:
+            raise _no_checkpointing(self, "image")
 
 
 class TextEncoder(nn.Module, ABC):
@@ -73,3 +94,8 @@ class TextEncoder(nn.Module, ABC):
 
     @abstractmethod
     def rebuild_spec(self) -> dict[str, Any]: ...
+
+    def set_grad_checkpointing(self, enabled: bool = True) -> None:
+        """As ``ImageEncoder.set_grad_checkpointing``; must also hold for the ``inputs_embeds`` path."""
+        if enabled:
+            raise _no_checkpointing(self, "text")

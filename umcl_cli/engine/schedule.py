@@ -28,6 +28,13 @@ def cosine_with_warmup(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def fused_adamw_fits(groups: list[dict[str, Any]]) -> bool:
+    """The fused AdamW kernel (one launch for all parameters) is used when every parameter is a
+    floating-point CUDA tensor; on CPU the default (foreach) implementation stays."""
+    params = [p for g in groups for p in g["params"]]
+    return bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
+
+
 def build_optimizer(
     groups: list[dict[str, Any]],
     name: str,
@@ -35,8 +42,15 @@ def build_optimizer(
     weight_decay: float,
     betas: tuple[float, float] = (0.9, 0.98),
     momentum: float = 0.9,
+    fused: bool | None = None,
 ) -> torch.optim.Optimizer:
-    """AdamW (decoupled weight decay), or SGD with momentum and L2 weight decay as CoOp trains prompts."""
+    """AdamW (decoupled weight decay), or SGD with momentum and L2 weight decay as CoOp trains prompts.
+
+    ``fused``: AdamW's fused CUDA kernel; ``None`` (default) uses it exactly when all parameters are
+    on CUDA (``fused_adamw_fits``), so CPU training is unchanged. SGD ignores it.
+    """
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=weight_decay)
+    if fused is None:
+        fused = fused_adamw_fits(groups)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused or None)

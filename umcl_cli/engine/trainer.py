@@ -118,6 +118,9 @@ def fit(
     seed_everything(seed + info.rank)
     precision = Precision(cfg.precision, device)
     task.module.to(device)
+    from umcl_cli.engine.speed import speed_up  # train.compile / channels_last: engine/speed.py
+
+    speed_up(task.module, cfg, device, precision)  # before DDP wraps the module
 
     sampler = sampler_factory(info.rank, info.world_size)
     loader = DataLoader(

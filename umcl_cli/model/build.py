@@ -74,6 +74,9 @@ def build_model(
         text_encoder = _call_factory(
             "text_encoders", cfg.text_encoder.name, cfg.text_encoder.options, {"corpus": corpus}
         )
+    if cfg.grad_checkpointing:
+        image_encoder.set_grad_checkpointing(True)  # an encoder without it raises a UsageError naming it
+        text_encoder.set_grad_checkpointing(True)
     model = DualEncoder(
         image_encoder,
         text_encoder,

@@ -29,6 +29,7 @@ from umcl_cli.engine.precision import Precision
 from umcl_cli.engine.resume import TRAIN_STATE, read_train_state, restore
 from umcl_cli.engine.rng import RngState, gather_rng_states, peak_memory_mb, rank_rng, set_rng_state
 from umcl_cli.engine.schedule import build_optimizer, cosine_with_warmup
+from umcl_cli.engine.speed import speed_up
 from umcl_cli.engine.task import TrainTask
 from umcl_cli.errors import UsageError
 from umcl_cli.io_safety import atomic_save, remove_stale_temps
@@ -118,9 +119,7 @@ def fit(
     seed_everything(seed + info.rank)
     precision = Precision(cfg.precision, device)
     task.module.to(device)
-    from umcl_cli.engine.speed import speed_up  # train.compile / channels_last: engine/speed.py
-
-    speed_up(task.module, cfg, device, precision)  # before DDP wraps the module
+    speed_up(task.module, cfg, device, precision)  # train.compile / channels_last, before DDP wraps the module
 
     sampler = sampler_factory(info.rank, info.world_size)
     loader = DataLoader(

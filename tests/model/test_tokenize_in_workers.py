@@ -126,3 +126,17 @@ def test_an_encoder_without_its_own_batch_tokenizer_tokenizes_with_tokenize(tiny
     texts = CORPUS[:5]
     batch = TokenizingCollate(default)([{**Rows(1)[0], "text": t} for t in texts])
     assert torch.equal(batch["input_ids"], tiny_text_encoder.tokenize(texts)["input_ids"])
+
+
+def test_the_prompt_learner_tokenizes_each_class_phrase_once(tiny_model, monkeypatch) -> None:
+    encoder, calls = tiny_model.text_encoder, []
+    tokenize = encoder.tokenize
+    monkeypatch.setattr(
+        encoder, "tokenize", lambda texts, *a, **k: calls.append(list(texts)) or tokenize(texts, *a, **k)
+    )
+    phrases = ["cardiomegaly", "edema, pleural effusion", "no finding", "cardiomegaly"]
+    sets = [[2], [5, 9], [], [2]]
+    first = tiny_model.encode_prompts(phrases, sets)
+    second = tiny_model.encode_prompts(phrases, sets)  # a later step: the ids come from the cache
+    assert sorted(c[0] for c in calls) == ["cardiomegaly", "edema, pleural effusion", "no finding"]
+    assert torch.equal(first, second)

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from umcl_cli import registry
 from umcl_cli.data.transforms import BatchAugment, ImageTransform
-from umcl_cli.data.unified import WeightedDistributedSampler, collate
+from umcl_cli.data.unified import TokenizingCollate, WeightedDistributedSampler
 from umcl_cli.engine.schedule import cosine_with_warmup
 from umcl_cli.engine.trainer import fit, seed_everything
 from umcl_cli.model.build import build_model
@@ -45,7 +45,7 @@ class InMemory(Dataset):
         return self.items[i]
 
 
-def bare_loop(objective: PretrainObjective, data: InMemory, steps: int, batch: int, cfg) -> float:
+def bare_loop(objective: PretrainObjective, data: InMemory, steps: int, batch: int, cfg, collate) -> float:
     model = objective.module
     model.train()
     optimizer = torch.optim.AdamW(objective.param_groups(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
@@ -88,6 +88,7 @@ def main() -> None:
     stream.transform = ImageTransform(recipe.data.image_size, *base.image_encoder.normalization(), 1)
     data = InMemory([stream[i] for i in range(len(stream))])
     loss = registry.load("losses", recipe.loss.name)()
+    collate = TokenizingCollate(base.text_encoder.batch_tokenizer())  # as pretrain collates (num_workers 0)
     cfg = recipe.train.model_copy(update={"max_steps": args.steps, "log_every": 10, "checkpoint_every": args.steps})
 
     def objective() -> PretrainObjective:
@@ -95,7 +96,7 @@ def main() -> None:
 
     bare, engine = [], []
     for r in range(args.repeats):
-        bare.append(bare_loop(objective(), data, args.steps, args.batch_size, cfg))
+        bare.append(bare_loop(objective(), data, args.steps, args.batch_size, cfg, collate))
         sampler = lambda rank, world: WeightedDistributedSampler(torch.ones(len(data)).numpy(), rank, world)  # noqa: E731
         result = fit(objective(), data, collate, sampler, cfg, work / f"run{r}", description="engine")
         engine.append(result.samples_per_s)

@@ -40,6 +40,25 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
 
 
+class HFTokenize:
+    """``tokenize`` as a small picklable object (a fast tokenizer pickles) for DataLoader workers."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerFast, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        encoded = self.tokenizer(
+            list(texts),
+            padding="longest",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+            return_token_type_ids=False,
+        )
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
 class HFTextEncoder(TextEncoder):
     """A transformers encoder pooled to one vector per text (``cls`` token or masked ``mean``)."""
 
@@ -54,15 +73,10 @@ class HFTextEncoder(TextEncoder):
         self.output_dim = model.config.hidden_size
 
     def tokenize(self, texts: list[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer(
-            list(texts),
-            padding="longest",
-            truncation=True,
-            max_length=max_length or self.max_length,
-            return_tensors="pt",
-            return_token_type_ids=False,
-        )
-        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        return HFTokenize(self.tokenizer, max_length or self.max_length)(texts)
+
+    def batch_tokenizer(self) -> HFTokenize:
+        return HFTokenize(self.tokenizer, self.max_length)
 
     def forward(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +162,28 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "labels": torch.stack([it["labels"] for it in items]),
         "has_labels": torch.tensor([it["has_labels"] for it in items]),
     }
+
+
+class TokenizingCollate:
+    """``collate`` plus ``input_ids``/``attention_mask`` of the rows that have text, in row order.
+
+    Tokenising where batches are collated puts the work in the DataLoader's workers (with
+    ``num_workers > 0``) instead of the training step. ``tokenize`` is the text encoder's
+    ``batch_tokenizer()``; it must pickle for the ``spawn``/``forkserver`` start methods. A batch
+    without text rows carries no ids.
+    """
+
+    def __init__(self, tokenize: Callable[[list[str]], dict[str, torch.Tensor]]) -> None:
+        self.tokenize = tokenize
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = collate(items)
+        texts = [t for t in batch["texts"] if t is not None]
+        if texts:
+            tokens = self.tokenize(texts)
+            batch["input_ids"] = tokens["input_ids"]
+            batch["attention_mask"] = tokens["attention_mask"]
+        return batch
 
 
 class WeightedDistributedSampler(Sampler[int]):

@@ -20,6 +20,7 @@ default refuses with a ``UsageError`` naming the encoder.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -74,6 +75,16 @@ class TextEncoder(nn.Module, ABC):
     @abstractmethod
     def tokenize(self, texts: list[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
         """Return ``input_ids`` and ``attention_mask`` (``[B, L]``, padded, with special tokens)."""
+
+    def batch_tokenizer(self) -> Callable[[list[str]], dict[str, torch.Tensor]]:
+        """A callable giving exactly what ``tokenize(texts)`` gives, for the data-loading workers.
+
+        Pre-training collates with it, so text is tokenised in the DataLoader's workers rather than
+        in the training step. It is pickled to each worker under the ``spawn``/``forkserver`` start
+        methods: override this to return a small picklable object (the tokenizer and its settings);
+        the default, the bound ``tokenize``, pickles the whole encoder, weights included.
+        """
+        return self.tokenize
 
     @abstractmethod
     def forward(

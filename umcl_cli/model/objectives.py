@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from umcl_cli.data.unified import TokenizingCollate
 from umcl_cli.engine.contrastive import ContrastiveBatch, ContrastiveLoss
 from umcl_cli.engine.task import TrainTask
 from umcl_cli.engine.trainer import split_decay
@@ -47,7 +48,12 @@ class PretrainObjective(TrainTask):
         rest = [(n, p) for n, p in named if not n.startswith("text_encoder.")]
         return split_decay(rest, self.lr, self.weight_decay) + split_decay(text, self.text_lr, self.weight_decay)
 
+    def collate(self) -> TokenizingCollate:
+        """The collate function to train with: it tokenises the reports in the DataLoader's workers."""
+        return TokenizingCollate(self.model.text_encoder.batch_tokenizer())
+
     def to_inputs(self, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+        """Move a batch to ``device``; text rows without ids (plain ``collate``) are tokenised here."""
         texts = batch["texts"]
         text_rows = [i for i, t in enumerate(texts) if t is not None]
         prompt_rows = [i for i, t in enumerate(texts) if t is None]
@@ -68,9 +74,9 @@ class PretrainObjective(TrainTask):
             inputs["view_phrases"] = [batch["phrases"][i] for i in view_rows]
             inputs["view_class_sets"] = [batch["class_sets"][i] for i in view_rows]
         if text_rows:
-            tokens = self.model.text_encoder.tokenize([texts[i] for i in text_rows])
-            inputs["input_ids"] = tokens["input_ids"].to(device)
-            inputs["attention_mask"] = tokens["attention_mask"].to(device)
+            tokens = batch if "input_ids" in batch else self.model.text_encoder.tokenize([texts[i] for i in text_rows])
+            inputs["input_ids"] = tokens["input_ids"].to(device, non_blocking=True)
+            inputs["attention_mask"] = tokens["attention_mask"].to(device, non_blocking=True)
         return inputs
 
     def compute_loss(self, outputs: dict[str, Any], inputs: dict[str, Any]) -> torch.Tensor:

@@ -11,7 +11,7 @@ from umcl_cli.data.bad_images import LIST_NAME as BAD_IMAGE_LIST
 from umcl_cli.data.bad_images import BadImagePolicy, skipped_images
 from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.data.transforms import BatchAugment, ImageTransform
-from umcl_cli.data.unified import SourceSpec, UnifiedDataset, WeightedDistributedSampler, collate
+from umcl_cli.data.unified import SourceSpec, UnifiedDataset, WeightedDistributedSampler
 from umcl_cli.engine import distributed
 from umcl_cli.engine.resume import adopt_run_file, read_train_state
 from umcl_cli.engine.trainer import fit, pick_device, resolve_resume, seed_everything
@@ -145,7 +145,7 @@ def pretrain(
     fitted = fit(
         objective,
         stream,
-        collate,
+        objective.collate(),  # tokenises in the loader's workers
         lambda rank, world: WeightedDistributedSampler(stream.weights, rank, world, seed=recipe.seed),
         t,
         run_dir,

@@ -42,3 +42,14 @@ def prepare_tiny(root: Path, n: int = 240, per_class: int = 8) -> Path:
     out = root / "synthetic"
     plugin.prepare(plugin.Options(n=n, seed=0, size=32, per_class=per_class), out)
     return out
+
+
+def cli_pretrain(data: Path, out: Path, overrides: list[str], recipe: str = "demo.yaml"):
+    """`umcl pretrain RECIPE --data-root DATA --out OUT --set …` through Typer's runner (tracebacks off)."""
+    from typer.testing import CliRunner
+
+    from umcl_cli.cli.app import app
+
+    sets = [a for s in overrides for a in ("--set", s)]
+    args = ["pretrain", str(RECIPES / recipe), "--data-root", str(data), "--out", str(out), *sets]
+    return CliRunner().invoke(app, args, env={"UMCL_DEBUG": ""})

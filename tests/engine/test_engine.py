@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from e2e_helpers import RECIPES, TINY, prepare_tiny
-from typer.testing import CliRunner
+from e2e_helpers import TINY, cli_pretrain, prepare_tiny
 
-from umcl_cli.cli.app import app
 from umcl_cli.engine.precision import Precision
 from umcl_cli.engine.schedule import cosine_with_warmup
 from umcl_cli.engine.trainer import split_decay
@@ -66,20 +64,7 @@ def test_atomic_save_leaves_no_partial_file(tmp_path: Path) -> None:
 
 def test_pretrain_in_bf16_on_cpu(tmp_path: Path) -> None:
     prepare_tiny(tmp_path / "data", n=120, per_class=2)
-    sets = [a for s in [*TINY, "train.precision=bf16", "train.max_steps=2"] for a in ("--set", s)]
-    result = CliRunner().invoke(
-        app,
-        [
-            "pretrain",
-            str(RECIPES / "demo.yaml"),
-            "--data-root",
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "run"),
-            *sets,
-        ],
-        env={"UMCL_DEBUG": ""},
-    )
+    result = cli_pretrain(tmp_path / "data", tmp_path / "run", [*TINY, "train.precision=bf16", "train.max_steps=2"])
     assert result.exit_code == 0, result.output
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())

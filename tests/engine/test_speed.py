@@ -7,10 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from e2e_helpers import RECIPES, TINY, TINY_BERT, prepare_tiny
-from typer.testing import CliRunner
+from e2e_helpers import TINY, TINY_BERT, cli_pretrain, prepare_tiny
 
-from umcl_cli.cli.app import app
 from umcl_cli.engine import speed
 from umcl_cli.engine.precision import Precision
 from umcl_cli.engine.schedule import build_optimizer, fused_adamw_fits
@@ -112,19 +110,7 @@ def test_pretrain_with_compile_runs_on_cpu(tmp_path: Path) -> None:
     sets = [*TINY, "train.compile=true", "train.channels_last=true", "train.max_steps=3", "train.threads=1"]
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    result = CliRunner().invoke(
-        app,
-        [
-            "pretrain",
-            str(RECIPES / "demo.yaml"),
-            "--data-root",
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "run"),
-            *[a for s in sets for a in ("--set", s)],
-        ],
-        env={"UMCL_DEBUG": ""},
-    )
+    result = cli_pretrain(tmp_path / "data", tmp_path / "run", sets)
     assert result.exit_code == 0, result.output
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
     assert not any(k.startswith("_orig_mod") or "._orig_mod." in k for k in state)  # names as without compile

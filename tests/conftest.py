@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from e2e_helpers import TINY_BERT
+from e2e_helpers import REPORT_SENTENCES, TINY_BERT
 
 from umcl_cli.data.manifest import CHEXPERT_CLASSES
 from umcl_cli.model.dual_encoder import DualEncoder
@@ -16,14 +16,7 @@ from umcl_encoders.timm_image import build_timm_image_encoder
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-CORPUS = [
-    "a chest x-ray showing cardiomegaly",
-    "moderate left pleural effusion with adjacent atelectasis",
-    "no pneumothorax. the lungs are clear.",
-    "findings consistent with pulmonary edema and cardiomegaly",
-    "no finding. normal chest radiograph.",
-    "right lower lobe consolidation concerning for pneumonia",
-] * 5
+CORPUS = REPORT_SENTENCES * 5
 
 
 @pytest.fixture

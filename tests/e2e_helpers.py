@@ -21,6 +21,16 @@ TINY_BERT = {
 }
 
 # The demo recipe, shrunk: same plugins, narrower models, 32 px, a handful of steps.
+# Report sentences the tiny test text encoders train their WordPiece on.
+REPORT_SENTENCES = [
+    "a chest x-ray showing cardiomegaly",
+    "moderate left pleural effusion with adjacent atelectasis",
+    "no pneumothorax. the lungs are clear.",
+    "findings consistent with pulmonary edema and cardiomegaly",
+    "no finding. normal chest radiograph.",
+    "right lower lobe consolidation concerning for pneumonia",
+]
+
 TINY = [
     "data.image_size=32",
     "model.embed_dim=16",

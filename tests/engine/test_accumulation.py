@@ -17,7 +17,7 @@ from ddp_loss_worker import (
 from test_distributed import WORKER, torchrun
 
 from umcl_cli.data.unified import WeightedDistributedSampler
-from umcl_cli.engine.trainer import fit
+from umcl_cli.engine.trainer import FitResult, fit
 from umcl_cli.recipe import TrainConfig
 from umcl_cli.registry import load
 
@@ -69,18 +69,16 @@ class Rows(torch.utils.data.Dataset):
         return {"x": self.x[i], "y": self.y[i], "labels": self.labels[i], "has_labels": self.has[i]}
 
 
-def one_step(tmp: Path, batch_size: int, accum: int) -> dict[str, torch.Tensor]:
+def fit_rows(tmp: Path, cfg: TrainConfig) -> tuple[ProjectionTask, FitResult]:
+    """The engine's ``fit`` on the toy projections over ``Rows``, itl loss, seed 0."""
     task = ProjectionTask(DictProjections(), load("losses", "itl")())
+    sampler = lambda rank, world: WeightedDistributedSampler(torch.ones(128).numpy(), rank, world, seed=0)  # noqa: E731
+    return task, fit(task, Rows(), torch.utils.data.default_collate, sampler, cfg, tmp, seed=0)
+
+
+def one_step(tmp: Path, batch_size: int, accum: int) -> dict[str, torch.Tensor]:
     cfg = TrainConfig(max_steps=2, batch_size=batch_size, accum_steps=accum, lr=1e-2, warmup_steps=0, grad_clip=None)
-    result = fit(
-        task,
-        Rows(),
-        torch.utils.data.default_collate,
-        lambda rank, world: WeightedDistributedSampler(torch.ones(128).numpy(), rank, world, seed=0),
-        cfg,
-        tmp,
-        seed=0,
-    )
+    task, result = fit_rows(tmp, cfg)
     assert result.steps == 2
     return {n: p.detach().clone() for n, p in task.module.named_parameters()}
 

@@ -8,18 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_loss_worker import DictProjections, ProjectionTask
 from e2e_helpers import RECIPES, TINY, prepare_tiny
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_accumulation import Rows
+from test_accumulation import fit_rows
 from typer.testing import CliRunner
 
 from umcl_cli.cli.app import app
-from umcl_cli.data.unified import WeightedDistributedSampler
 from umcl_cli.engine import loggers
-from umcl_cli.engine.trainer import fit
 from umcl_cli.recipe import TrainConfig
-from umcl_cli.registry import load
 
 
 def test_tensorboard_events_hold_the_logged_scalars(tmp_path: Path) -> None:
@@ -66,16 +62,7 @@ def host_reads(tmp: Path, steps: int, every: int, monkeypatch: pytest.MonkeyPatc
             return _original(self, *args)
 
         monkeypatch.setattr(torch.Tensor, name, counting)
-    task = ProjectionTask(DictProjections(), load("losses", "itl")())
-    cfg = TrainConfig(max_steps=steps, batch_size=16, log_every=every, checkpoint_every=every, warmup_steps=0)
-    fit(
-        task,
-        Rows(),
-        torch.utils.data.default_collate,
-        lambda rank, world: WeightedDistributedSampler(torch.ones(128).numpy(), rank, world, seed=0),
-        cfg,
-        tmp,
-    )
+    fit_rows(tmp, TrainConfig(max_steps=steps, batch_size=16, log_every=every, checkpoint_every=every, warmup_steps=0))
     monkeypatch.undo()
     return len(calls)
 

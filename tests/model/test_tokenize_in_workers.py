@@ -11,6 +11,7 @@ import pickle
 import random
 
 import torch
+from e2e_helpers import REPORT_SENTENCES
 from torch.utils.data import DataLoader, Dataset
 
 from umcl_cli.data.labels import class_phrase
@@ -23,15 +24,7 @@ from umcl_encoders.hf_text import HFTokenize
 from umcl_losses.itl import ImageTextLabelLoss
 
 CLASSES = list(CHEXPERT_CLASSES)
-CORPUS = [  # words of the tiny encoder's training corpus, plus some it never saw
-    "a chest x-ray showing cardiomegaly",
-    "moderate left pleural effusion with adjacent atelectasis",
-    "no pneumothorax. the lungs are clear.",
-    "findings consistent with pulmonary edema and cardiomegaly",
-    "no finding. normal chest radiograph.",
-    "right lower lobe consolidation concerning for pneumonia",
-    "unchanged position of the endotracheal tube and nasogastric tube",
-]
+CORPUS = [*REPORT_SENTENCES, "unchanged position of the endotracheal tube and nasogastric tube"]  # + unseen words
 
 
 class Rows(Dataset):

@@ -92,6 +92,13 @@ class PromptConfig(Strict):
         description="weight of the label view: labelled image-report pairs also matched to the prompt of "
         "their label set, so prompts learn from report-labelled images (0 = off)",
     )
+    class_weight: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="weight of the class view: every labelled image classified over the single-class "
+        "prompts that zero-shot uses, its positive classes as targets (0 = off)",
+    )
     compose: Literal["joint", "per_class"] = Field(
         "joint",
         description="label-only rows with several classes: one prompt naming all (joint), or the mean of "

@@ -1,4 +1,4 @@
-"""Speed switches: train.compile (with its eager fallback), train.channels_last, fused AdamW on CUDA."""
+"""Speed switches: train.compile (with its eager fallback), train.channels_last, fused AdamW."""
 
 from __future__ import annotations
 
@@ -28,14 +28,37 @@ def tiny_model(in_chans: int = 1) -> DualEncoder:
     return DualEncoder(image, text, embed_dim=8, classes=["Cardiomegaly"])
 
 
-def test_fused_adamw_only_when_every_parameter_is_on_cuda() -> None:
+def test_fused_adamw_when_every_parameter_is_on_one_device_that_has_it() -> None:
     cpu = [{"params": [torch.nn.Parameter(torch.ones(2, 2))]}]
-    assert not fused_adamw_fits(cpu)
-    assert not build_optimizer(cpu, "adamw", 1e-3, 0.1).defaults["fused"]  # CPU training unchanged
-    cuda = SimpleNamespace(is_cuda=True, is_floating_point=lambda: True)
+    assert fused_adamw_fits(cpu) and build_optimizer(cpu, "adamw", 1e-3, 0.1).defaults["fused"]
+    cuda = SimpleNamespace(device=torch.device("cuda", 0), is_floating_point=lambda: True)
     assert fused_adamw_fits([{"params": [cuda, cuda]}])
-    assert not fused_adamw_fits([{"params": [cuda]}, *cpu]) and not fused_adamw_fits([{"params": []}])
+    assert not fused_adamw_fits([{"params": [cuda]}, *cpu])  # mixed devices
+    assert not fused_adamw_fits([{"params": []}])
+    meta = SimpleNamespace(device=torch.device("meta"), is_floating_point=lambda: True)
+    assert not fused_adamw_fits([{"params": [meta]}])
+    assert not fused_adamw_fits([{"params": [torch.ones(2, dtype=torch.long)]}])
     assert build_optimizer(cpu, "sgd", 1e-3, 0.1, fused=True).defaults.get("fused") is None  # SGD ignores it
+
+
+def test_fused_adamw_on_cpu_follows_the_default_implementation() -> None:
+    torch.manual_seed(0)
+    start = [torch.randn(5, 3), torch.randn(7)]
+    params = {kind: [torch.nn.Parameter(t.clone()) for t in start] for kind in ("fused", "loop")}
+    opts = {
+        kind: build_optimizer([{"params": ps}], "adamw", 1e-2, 0.05, fused=kind == "fused")
+        for kind, ps in params.items()
+    }
+    assert opts["fused"].defaults["fused"] and not opts["loop"].defaults["fused"]
+    for step in range(20):
+        grads = [torch.randn_like(t) for t in start]
+        for kind, ps in params.items():
+            for p, g in zip(ps, grads, strict=True):
+                p.grad = g.clone()
+            opts[kind].step()
+    for a, b in zip(params["fused"], params["loop"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(params["fused"][0], start[0])
 
 
 def test_encoders_are_found_by_their_contracts() -> None:

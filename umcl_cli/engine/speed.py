@@ -17,7 +17,7 @@ trained module), so the engine still knows no model.
   encoders stay eager.
 
 The fused AdamW kernel, the third switch of this kind, needs no option: ``build_optimizer`` uses it
-whenever all parameters are on CUDA.
+whenever all parameters are floating-point tensors on the CPU or on CUDA.
 """
 
 from __future__ import annotations

@@ -152,6 +152,7 @@ def fit(
             find_unused_parameters=task.find_unused_parameters,
         )
     optimizer = build_optimizer(task.param_groups(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.betas, cfg.momentum)
+    clipped = [p for g in optimizer.param_groups for p in g["params"]]
     constant = cfg.warmup_lr / cfg.lr if cfg.warmup_lr is not None else None
     scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, total, constant)
 
@@ -230,9 +231,8 @@ def fit(
                 guard.watch_loss(loss, step)
                 precision.unscale(optimizer)
                 if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(
-                        [p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip
-                    )
+                    # foreach: one norm kernel per device, not a Python loop over parameters
+                    torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip, foreach=True)
                 precision.step(optimizer)
                 scheduler.step()
                 step += 1

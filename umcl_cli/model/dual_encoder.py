@@ -121,4 +121,14 @@ class DualEncoder(nn.Module):
                 prompts = self.encode_label_rows(inputs["view_phrases"], inputs["view_class_sets"])
                 view = text_features.index_copy(0, inputs["view_rows"], prompts.to(text_features.dtype))
             out["label_view_features"] = view
+        if inputs.get("class_view"):
+            out["class_similarity"] = image_features @ self.class_prompt_features().T.to(image_features.dtype)
         return out
+
+    def class_prompt_features(self) -> torch.Tensor:
+        """``[C, D]``: the single-class prompt of every class, as zero-shot classification builds them."""
+        learner = self.prompt_learner
+        if learner is None:
+            raise ValueError("this model has no prompt learner")
+        classes = learner.classes
+        return self.encode_prompts([class_phrase([c]) for c in classes], [[k] for k in range(len(classes))])

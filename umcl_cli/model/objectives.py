@@ -31,6 +31,7 @@ class PretrainObjective(TrainTask):
         text_lr: float | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         pair_weight: float = 0.0,
+        class_weight: float = 0.0,
     ) -> None:
         self.module = model
         self.augment = augment
@@ -41,6 +42,9 @@ class PretrainObjective(TrainTask):
         # Weight of the label view: every labelled image against the prompt of its label set (a
         # pair's report replaced by its labels' prompt), so prompts also learn from report-labelled images.
         self.pair_weight = pair_weight if model.prompt_learner is not None else 0.0
+        # Weight of the class view: every labelled image classified over the single-class prompts
+        # zero-shot uses (soft cross-entropy, its positive classes as targets).
+        self.class_weight = class_weight if model.prompt_learner is not None else 0.0
 
     def param_groups(self) -> list[dict[str, Any]]:
         named = list(self.model.named_parameters())
@@ -73,6 +77,8 @@ class PretrainObjective(TrainTask):
             inputs["view_rows"] = torch.tensor(view_rows, dtype=torch.long, device=device)
             inputs["view_phrases"] = [batch["phrases"][i] for i in view_rows]
             inputs["view_class_sets"] = [batch["class_sets"][i] for i in view_rows]
+        if self.class_weight:
+            inputs["class_view"] = True
         if text_rows:
             tokens = batch if "input_ids" in batch else self.model.text_encoder.tokenize([texts[i] for i in text_rows])
             inputs["input_ids"] = tokens["input_ids"].to(device, non_blocking=True)
@@ -94,10 +100,25 @@ class PretrainObjective(TrainTask):
         loss = contrast(outputs["text_features"])
         if "label_view_features" in outputs:
             loss = loss + self.pair_weight * contrast(outputs["label_view_features"])
+        if "class_similarity" in outputs:
+            logits = outputs["logit_scale"] * outputs["class_similarity"]
+            loss = loss + self.class_weight * class_view_loss(logits, inputs["labels"], inputs["has_labels"])
         return loss
 
     def extra_logs(self) -> dict[str, float]:
         return {"logit_scale": float(self.model.scale().detach())}
+
+
+def class_view_loss(logits: torch.Tensor, labels: torch.Tensor, has_labels: torch.Tensor) -> torch.Tensor:
+    """Soft cross-entropy of each labelled row over the classes, its positives sharing the target
+    mass equally; rows without labels or without a positive class (ignored entries are NaN) take no part."""
+    positive = (torch.nan_to_num(labels.float()) > 0) & has_labels[:, None]
+    used = positive.any(dim=1)
+    targets = positive[used].float()
+    targets = targets / targets.sum(dim=1, keepdim=True)
+    log_p = F.log_softmax(logits[used].float(), dim=1)
+    # Empty when no row qualifies: a zero that keeps the graph (every parameter takes part under DDP).
+    return -(targets * log_p).sum() / used.sum().clamp(min=1) + 0.0 * logits.sum()
 
 
 class PromptClassifier(nn.Module):

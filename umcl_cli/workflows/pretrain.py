@@ -140,7 +140,14 @@ def pretrain(
     t = recipe.train
     augment = BatchAugment(**recipe.data.augmentation.model_dump()) if recipe.data.augment else None
     objective = PretrainObjective(
-        model, loss, t.lr, t.weight_decay, t.text_lr, augment=augment, pair_weight=recipe.model.prompt.pair_weight
+        model,
+        loss,
+        t.lr,
+        t.weight_decay,
+        t.text_lr,
+        augment=augment,
+        pair_weight=recipe.model.prompt.pair_weight,
+        class_weight=recipe.model.prompt.class_weight,
     )
     fitted = fit(
         objective,

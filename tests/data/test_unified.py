@@ -189,3 +189,31 @@ def test_random_sentence_is_a_function_of_seed_epoch_and_row(tmp_path: Path) -> 
     assert picks(0, 0) == picks(0, 0)  # a fresh copy (a worker, a resumed run) picks the same
     assert picks(0, 0) != picks(0, 1) and picks(0, 0) != picks(1, 0)
     assert len(set(picks(0, 0) + picks(0, 1) + picks(0, 2))) > 3
+
+
+def test_weighted_epochs_draw_each_row_floor_or_ceil_of_its_share() -> None:
+    # 30 rows of dataset A weighted 3:1 against 70 rows of B: A's rows are due 75/30 = 2.5 draws an
+    # epoch, B's 25/70 = 0.36. Drawing with replacement would repeat B rows and skip A rows.
+    weights = np.concatenate([np.full(30, 3.0 / 30), np.full(70, 1.0 / 70)])
+    sampler = WeightedDistributedSampler(weights, seed=5)
+    for epoch in range(5):
+        sampler.set_epoch(epoch)
+        counts = np.bincount(list(sampler), minlength=100)
+        assert counts.sum() == 100
+        assert set(counts[:30]) <= {2, 3} and counts[:30].sum() in (74, 75, 76)
+        assert set(counts[30:]) <= {0, 1} and counts[30:].sum() in (24, 25, 26)
+    first, second = (list(sampler.set_epoch(e) or sampler) for e in (0, 1))
+    assert first != second  # a new draw each epoch
+
+
+def test_weighted_draws_shard_across_ranks_and_resume() -> None:
+    weights = np.concatenate([np.full(7, 2.0), np.full(6, 1.0)])
+    ranks = [WeightedDistributedSampler(weights, rank=r, world_size=2, seed=1) for r in (0, 1)]
+    for s in ranks:
+        s.set_epoch(3)
+    a, b = list(ranks[0]), list(ranks[1])
+    assert len(a) == len(b) == 7
+    counts = np.bincount(a + b, minlength=13)
+    assert set(counts[:7]) <= {1, 2} and set(counts[7:]) <= {0, 1} and counts.sum() == 14
+    ranks[0].set_epoch(3, skip=4)
+    assert list(ranks[0]) == a[4:]

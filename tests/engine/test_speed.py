@@ -50,7 +50,7 @@ def test_fused_adamw_on_cpu_follows_the_default_implementation() -> None:
         for kind, ps in params.items()
     }
     assert opts["fused"].defaults["fused"] and not opts["loop"].defaults["fused"]
-    for step in range(20):
+    for _ in range(20):
         grads = [torch.randn_like(t) for t in start]
         for kind, ps in params.items():
             for p, g in zip(ps, grads, strict=True):

@@ -186,11 +186,29 @@ class TokenizingCollate:
         return batch
 
 
+def systematic_draws(weights: torch.Tensor, total: int, generator: torch.Generator) -> torch.Tensor:
+    """``total`` row indices, row ``i`` drawn ``floor(c_i)`` or ``ceil(c_i)`` times with expectation
+    ``c_i = total * w_i / sum(w)``, in random order (systematic PPS sampling). Rows are laid out
+    grouped by weight (a dataset's rows share one), shuffled within each group, so each group also
+    gets the floor or ceiling of its share."""
+    shuffled = torch.randperm(len(weights), generator=generator)
+    rows = shuffled[torch.sort(weights[shuffled], stable=True).indices]
+    edges = torch.cumsum(weights[rows] * (total / weights.sum()), dim=0)
+    points = torch.rand(1, generator=generator, dtype=torch.double) + torch.arange(total, dtype=torch.double)
+    # The row whose interval [edges[k-1], edges[k]) holds each point; the clamp absorbs rounding at the end.
+    picked = rows[torch.searchsorted(edges, points, right=True).clamp(max=len(weights) - 1)]
+    return picked[torch.randperm(total, generator=generator)]
+
+
 class WeightedDistributedSampler(Sampler[int]):
     """Epoch-seeded sampling shared by all ranks, then sharded: each rank sees a disjoint slice.
 
-    Uniform weights give a permutation (every row once an epoch); otherwise rows are drawn with
-    replacement in proportion to their weights. ``skip`` resumes an epoch part-way.
+    Uniform weights give a permutation (every row once an epoch). Otherwise each row is drawn in
+    proportion to its weight by systematic sampling over a random order: a row whose share of the
+    epoch is ``c`` draws comes ``floor(c)`` or ``ceil(c)`` times, never more, so an epoch repeats no row
+    of a down-weighted dataset and covers an up-weighted one whole before repeating it (drawing
+    with replacement, as before, left about a third of each dataset unseen every epoch).
+    ``skip`` resumes an epoch part-way.
     """
 
     def __init__(self, weights: np.ndarray, rank: int = 0, world_size: int = 1, seed: int = 0) -> None:
@@ -211,7 +229,7 @@ class WeightedDistributedSampler(Sampler[int]):
             order = torch.randperm(len(self.weights), generator=g)
             order = torch.cat([order, order[: total - len(order)]])  # pad so ranks get equal shares
         else:
-            order = torch.multinomial(self.weights, total, replacement=True, generator=g)
+            order = systematic_draws(self.weights, total, g)
         return iter(order[self.rank :: self.world_size][self.skip :].tolist())
 
     def __len__(self) -> int:

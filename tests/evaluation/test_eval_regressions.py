@@ -17,8 +17,9 @@ from umcl_cli.cli.errors import report
 from umcl_cli.errors import UsageError
 from umcl_cli.evaluation import metrics as M
 from umcl_cli.evaluation.labels import bootstrap_units, comparable_rows, label_matrix, multiclass_targets
-from umcl_cli.evaluation.prompt_sources import ClassTexts
+from umcl_cli.evaluation.prompt_sources import ClassTexts, resolve
 from umcl_cli.evaluation.zeroshot import headline_metrics, pair_probability, task_scores
+from umcl_cli.model.prompt_learner import PromptLearner
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -208,3 +209,14 @@ def test_bootstrap_unit_prefers_patient_then_study_then_image() -> None:
     assert bootstrap_units(frame, "image") == (None, "image")
     with pytest.raises(UsageError, match="needs a 'study_id' column"):
         bootstrap_units(frame.drop("study_id"), "study")
+
+
+def test_auto_prompts_fall_back_to_templates_where_class_specific_contexts_lack_a_class(tiny_model) -> None:
+    model = tiny_model.eval()
+    seen, unseen = ["Cardiomegaly", "Edema"], ["Cardiomegaly", "Nodule"]
+    assert resolve(model, unseen, "auto").source == "learned"  # a shared context prompts any name
+    model.prompt_learner = PromptLearner(model.text_encoder, model.classes, csc=True)
+    assert resolve(model, seen, "auto").source == "learned"
+    assert resolve(model, unseen, "auto").source == "templates"
+    with pytest.raises(UsageError, match="no context for"):
+        resolve(model, unseen, "learned")  # asked for explicitly: the one-line error stays

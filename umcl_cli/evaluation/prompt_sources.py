@@ -86,11 +86,17 @@ def load_learned_prompts(model: DualEncoder, path: Path) -> PromptLearner:
     return learner.to(model.logit_scale.device)
 
 
+def covers(learner: PromptLearner | None, classes: list[str]) -> bool:
+    """Whether ``learner`` can prompt every class: a shared context prompts any class name;
+    class-specific contexts only the classes they were trained on."""
+    return learner is not None and (not learner.csc or all(c in learner.classes for c in classes))
+
+
 def resolve(model: DualEncoder, classes: list[str], prompts: str) -> ClassTexts:
-    """``auto`` (learned if the checkpoint has a learner, else templates), ``templates``, ``learned``,
-    a ``.pt`` file from ``umcl prompt-tune``, or a YAML file of prompts per class."""
+    """``auto`` (learned if the checkpoint's learner covers the classes, else templates), ``templates``,
+    ``learned``, a ``.pt`` file from ``umcl prompt-tune``, or a YAML file of prompts per class."""
     if prompts == "auto":
-        prompts = "learned" if model.prompt_learner is not None else "templates"
+        prompts = "learned" if covers(model.prompt_learner, classes) else "templates"
     if prompts == "templates":
         return hand_written(model, classes)
     if prompts == "learned":

@@ -3,7 +3,7 @@
 The model is built the way `umcl pretrain` builds it (``build_model``, ``speed_up``, ``build_optimizer``):
 ResNet-50 (timm, 1 channel, 224 px) + a BERT-base configuration (transformers: 12 layers, 768 wide,
 vocabulary 30,522; random weights, so nothing is downloaded), embed_dim 512, CLIP loss, AdamW (fused
-on CUDA), bf16 autocast on CUDA. Inputs are synthetic: random images and full-length reports
+kernel, CPU and CUDA), bf16 autocast on CUDA. Inputs are synthetic: random images and full-length reports
 (128 tokens, base.yaml's max_length: the upper bound of a real batch). Each configuration runs on a
 freshly built model:
 

@@ -96,3 +96,22 @@ def test_loss_gradients_reach_both_feature_sets() -> None:
     b.text_features.requires_grad_(True)
     ImageTextLabelLoss()(b).backward()
     assert b.image_features.grad.abs().sum() > 0 and b.text_features.grad.abs().sum() > 0
+
+
+def test_itl_overlap_gives_jaccard_partial_credit() -> None:
+    nan = float("nan")
+    labels = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [1.0, nan, 1.0]])
+    has = torch.tensor([True, True, True, True, False])
+    t = ImageTextLabelLoss(overlap=True).targets(labels, has, labels, has, 0)
+    expected = torch.tensor(
+        [
+            [1.0, 0.5, 0.0, 1.0, 0.0],  # {0,1}: half of {0}, all of the identical row 3
+            [0.5, 1.0, 0.0, 0.5, 0.0],
+            [0.0, 0.0, 1.0, 0.0, 0.0],  # disjoint: no credit
+            [1.0, 0.5, 0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 1.0],  # no labels: only its own positive
+        ]
+    )
+    assert torch.equal(t, expected)
+    plain = ImageTextLabelLoss().targets(labels, has, labels, has, 0)
+    assert torch.equal(plain, (expected == 1).float())  # without overlap: identical keys only

@@ -24,19 +24,15 @@ def grads(task: PretrainObjective) -> dict[str, torch.Tensor]:
 
 
 def test_the_class_view_adds_its_term_and_trains_the_context(tiny_model) -> None:
-    model = tiny_model.eval()  # no dropout: the two losses see the same features
+    model = tiny_model.eval()  # no dropout: both losses read the same features
     batch = objective(model, 0.0).collate()([Rows(12)[i] for i in range(12)])
-    losses = {}
-    for weight in (0.0, 2.0):
-        task = objective(model, weight)
-        inputs = task.to_inputs(batch, CPU)
-        outputs = model(inputs)
-        assert ("class_similarity" in outputs) == (weight > 0)
-        losses[weight] = task.compute_loss(outputs, inputs)
+    assert "class_similarity" not in model(objective(model, 0.0).to_inputs(batch, CPU))
     inputs = objective(model, 2.0).to_inputs(batch, CPU)
     outputs = model(inputs)
+    without = {k: v for k, v in outputs.items() if k != "class_similarity"}
     term = class_view_loss(outputs["logit_scale"] * outputs["class_similarity"], inputs["labels"], inputs["has_labels"])
-    assert torch.allclose(losses[2.0], losses[0.0] + 2.0 * term, rtol=1e-5)
+    total = objective(model, 2.0).compute_loss(outputs, inputs)
+    assert torch.allclose(total, objective(model, 0.0).compute_loss(without, inputs) + 2.0 * term, rtol=1e-5)
     model.zero_grad()
     term.backward()
     assert model.prompt_learner.ctx.grad.abs().sum() > 0
@@ -63,3 +59,39 @@ def test_accumulation_keeps_the_class_view_exact(tiny_model) -> None:
     assert full.keys() == accum.keys() and "prompt_learner.ctx" in full
     for name, g in full.items():
         torch.testing.assert_close(accum[name], g, rtol=1e-8, atol=1e-12, msg=name)
+
+
+def test_class_view_scores_every_image_against_every_single_class_prompt(tiny_model) -> None:
+    model = tiny_model.eval()
+    tokens = model.text_encoder.tokenize(["no pneumothorax."])
+    inputs = {
+        "images": torch.randn(2, 1, 32, 32),
+        "text_rows": torch.tensor([0]),
+        "prompt_rows": torch.tensor([1]),
+        "input_ids": tokens["input_ids"],
+        "attention_mask": tokens["attention_mask"],
+        "phrases": ["cardiomegaly"],
+        "class_sets": [[2]],
+        "class_view": True,
+    }
+    with torch.no_grad():
+        out = model(inputs)
+        classes = model.prompt_learner.classes
+        written = model.encode_prompts([c.lower() for c in classes], [[k] for k in range(len(classes))])
+    assert out["class_similarity"].shape == (2, len(classes))
+    assert torch.allclose(out["class_similarity"], out["image_features"] @ written.T, atol=1e-6)
+
+
+def test_class_view_loss_against_an_explicit_sum() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0], [1.0, 2.0, 3.0], [0.0, 1.0, 0.0]])
+    labels = torch.tensor(
+        [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [0.0, float("nan"), 0.0]]  # row 3: no positive
+    )
+    has = torch.tensor([True, True, False, True])  # row 2 carries no labels
+    log_p = torch.log_softmax(logits, dim=1)
+    expected = (-(log_p[0, 0] + log_p[0, 2]) / 2 - log_p[1, 2]) / 2  # rows 0 and 1 only
+    assert torch.allclose(class_view_loss(logits, labels, has), expected)
+    none = class_view_loss(logits.requires_grad_(), torch.zeros(4, 3), has)
+    assert none.item() == 0.0
+    none.backward()  # keeps the graph when no row takes part
+    assert torch.equal(logits.grad, torch.zeros(4, 3))

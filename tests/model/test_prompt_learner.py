@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from umcl_cli.data.labels import class_phrase
-from umcl_cli.model.objectives import PromptClassifier, class_view_loss
+from umcl_cli.model.objectives import PromptClassifier
 from umcl_cli.model.prompt_learner import PromptLearner
 
 
@@ -156,39 +156,3 @@ def test_label_view_replaces_labelled_reports_by_their_label_prompt(tiny_model) 
     assert torch.equal(view[0], out["text_features"][0])
     assert torch.allclose(view[1], effusion[0], atol=1e-6)
     assert torch.equal(view[2], out["text_features"][2])
-
-
-def test_class_view_scores_every_image_against_every_single_class_prompt(tiny_model) -> None:
-    model = tiny_model.eval()
-    tokens = model.text_encoder.tokenize(["no pneumothorax."])
-    inputs = {
-        "images": torch.randn(2, 1, 32, 32),
-        "text_rows": torch.tensor([0]),
-        "prompt_rows": torch.tensor([1]),
-        "input_ids": tokens["input_ids"],
-        "attention_mask": tokens["attention_mask"],
-        "phrases": ["cardiomegaly"],
-        "class_sets": [[2]],
-        "class_view": True,
-    }
-    with torch.no_grad():
-        out = model(inputs)
-        classes = model.prompt_learner.classes
-        written = model.encode_prompts([c.lower() for c in classes], [[k] for k in range(len(classes))])
-    assert out["class_similarity"].shape == (2, len(classes))
-    assert torch.allclose(out["class_similarity"], out["image_features"] @ written.T, atol=1e-6)
-
-
-def test_class_view_loss_against_an_explicit_sum() -> None:
-    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0], [1.0, 2.0, 3.0], [0.0, 1.0, 0.0]])
-    labels = torch.tensor(
-        [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [0.0, float("nan"), 0.0]]  # row 3: no positive
-    )
-    has = torch.tensor([True, True, False, True])  # row 2 carries no labels
-    log_p = torch.log_softmax(logits, dim=1)
-    expected = (-(log_p[0, 0] + log_p[0, 2]) / 2 - log_p[1, 2]) / 2  # rows 0 and 1 only
-    assert torch.allclose(class_view_loss(logits, labels, has), expected)
-    none = class_view_loss(logits.requires_grad_(), torch.zeros(4, 3), has)
-    assert none.item() == 0.0
-    none.backward()  # keeps the graph when no row takes part
-    assert torch.equal(logits.grad, torch.zeros(4, 3))

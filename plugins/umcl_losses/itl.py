@@ -4,6 +4,11 @@
 policy) are identical, or when i is j. In a batch of similar chest X-rays this stops same-finding
 pairs from being pushed apart as negatives.
 
+``key_classes`` restricts the key to some classes (a list of names, or ``"competition"`` for the
+five CheXpert competition findings): rows that agree on those classes are positives whatever else
+they show. Coarser keys give more positives per batch but teach the model that the classes left out
+do not matter, so choose them from the findings the model is for.
+
 ``overlap=True`` adds partial credit: labelled rows whose positive findings overlap without being
 identical get ``T_ij = |P_i ∩ P_j| / |P_i ∪ P_j|`` (Jaccard of their positive classes; ignored entries
 count as not positive), so rows sharing a finding are not pure negatives either.
@@ -11,19 +16,54 @@ count as not positive), so rows sharing a finding are not pure negatives either.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from umcl_cli.contracts import ContrastiveLoss, identity_targets, label_keys
+from umcl_cli.contracts import CHEXPERT_COMPETITION, ContrastiveLoss, UsageError, identity_targets, label_keys
+
+KEY_ALIASES = {"competition": CHEXPERT_COMPETITION}
 
 
 class ImageTextLabelLoss(ContrastiveLoss):
-    def __init__(self, overlap: bool = False, local_loss: bool = False, gather_with_grad: bool = True) -> None:
+    def __init__(
+        self,
+        key_classes: Sequence[str] | str | None = None,
+        overlap: bool = False,
+        local_loss: bool = False,
+        gather_with_grad: bool = True,
+    ) -> None:
         super().__init__(local_loss=local_loss, gather_with_grad=gather_with_grad)
+        if isinstance(key_classes, str):
+            if key_classes not in KEY_ALIASES:
+                raise UsageError(
+                    f"loss option key_classes '{key_classes}' is not a known set",
+                    f"give a list of class names or one of: {', '.join(KEY_ALIASES)}",
+                )
+            key_classes = KEY_ALIASES[key_classes]
+        self.key_classes = list(key_classes) if key_classes is not None else None
         self.overlap = overlap
+        self._key_columns: list[int] | None = None
+
+    def bind_classes(self, classes: Sequence[str]) -> None:
+        if self.key_classes is None:
+            return
+        missing = [c for c in self.key_classes if c not in classes]
+        if missing:
+            raise UsageError(
+                f"loss option key_classes names {missing}, which the training data does not label",
+                f"use classes the datasets label ({', '.join(classes)})",
+            )
+        self._key_columns = [list(classes).index(c) for c in self.key_classes]
 
     def targets(self, row_labels, row_has, col_labels, col_has, row_offset) -> torch.Tensor:
         both = row_has[:, None] & col_has[None, :]
-        same = (label_keys(row_labels)[:, None, :] == label_keys(col_labels)[None, :, :]).all(dim=2) & both
+        row_key, col_key = label_keys(row_labels), label_keys(col_labels)
+        if self.key_classes is not None:
+            if self._key_columns is None:
+                raise RuntimeError("ImageTextLabelLoss with key_classes needs bind_classes() before use")
+            row_key, col_key = row_key[:, self._key_columns], col_key[:, self._key_columns]
+        same = (row_key[:, None, :] == col_key[None, :, :]).all(dim=2) & both
         eye = identity_targets(row_labels.shape[0], col_labels.shape[0], row_offset, row_labels.device)
         targets = torch.maximum(same.float(), eye)
         if self.overlap:

@@ -392,6 +392,19 @@ def test_negative_model_size_is_a_usage_error(base: Path, tmp_path: Path) -> Non
     assert not (tmp_path / "run" / "model.pt").exists()
 
 
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("loss.options.key_classes=[Edema, Hernia]", ("key_classes names ['Hernia']", "use classes")),
+        ("loss.options.key_clases=competition", ("loss 'itl' rejected its options", "loss.options")),
+    ],
+)
+def test_bad_loss_options_are_one_line_before_training(base: Path, tmp_path: Path, override: str, fragments) -> None:
+    result = pretrain(base / "data", tmp_path / "run", extra=(override,))
+    error_line(result, 2, *fragments)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 # 8. prepare swaps in a complete dataset or nothing
 
 

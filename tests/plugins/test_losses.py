@@ -115,3 +115,49 @@ def test_itl_overlap_gives_jaccard_partial_credit() -> None:
     assert torch.equal(t, expected)
     plain = ImageTextLabelLoss().targets(labels, has, labels, has, 0)
     assert torch.equal(plain, (expected == 1).float())  # without overlap: identical keys only
+
+
+def test_itl_key_classes_match_rows_on_the_named_columns_only() -> None:
+    nan = float("nan")
+    classes = ["No Finding", "Cardiomegaly", "Edema", "Support Devices"]
+    labels = torch.tensor(
+        [
+            [0.0, 1.0, 0.0, 1.0],
+            [0.0, 1.0, 0.0, 0.0],  # same Cardiomegaly/Edema as row 0, devices differ
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],  # neither named finding, like row 2
+            [0.0, 1.0, nan, 0.0],  # Edema ignored: its key differs from rows 0/1
+            [0.0, 1.0, 0.0, 0.0],  # no labels: only its own positive
+        ]
+    )
+    has = torch.tensor([True, True, True, True, True, False])
+    loss = ImageTextLabelLoss(key_classes=["Edema", "Cardiomegaly"])
+    loss.bind_classes(classes)
+    keys = [tuple(r) for r in torch.nan_to_num(labels[:, [2, 1]], nan=-1.0).tolist()]
+    expected = torch.tensor(
+        [[float(i == j or (has[i] and has[j] and keys[i] == keys[j])) for j in range(6)] for i in range(6)]
+    )
+    assert torch.equal(loss.targets(labels, has, labels, has, 0), expected)
+    assert expected[0, 1] == 1 and expected[2, 3] == 1 and expected[0, 4] == 0 and expected[1, 5] == 0
+
+
+def test_itl_competition_key_binds_to_the_streams_column_order() -> None:
+    from umcl_cli.contracts import CANONICAL_CLASSES, CHEXPERT_COMPETITION
+
+    loss = ImageTextLabelLoss(key_classes="competition")
+    loss.bind_classes(list(CANONICAL_CLASSES))
+    assert [CANONICAL_CLASSES[i] for i in loss._key_columns] == list(CHEXPERT_COMPETITION)
+
+
+def test_itl_key_classes_errors_name_the_problem() -> None:
+    from umcl_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="key_classes 'chexpert5' is not a known set"):
+        ImageTextLabelLoss(key_classes="chexpert5")
+    loss = ImageTextLabelLoss(key_classes=["Edema", "Pneumothorax"])
+    with pytest.raises(UsageError, match=r"names \['Pneumothorax'\], which the training data does not label"):
+        loss.bind_classes(["No Finding", "Edema"])
+    with pytest.raises(RuntimeError, match="bind_classes"):
+        ImageTextLabelLoss(key_classes=["Edema"]).targets(
+            torch.zeros(2, 1), torch.ones(2, dtype=torch.bool), torch.zeros(2, 1), torch.ones(2, dtype=torch.bool), 0
+        )

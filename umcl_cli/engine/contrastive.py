@@ -9,6 +9,7 @@ here once, so ``itl`` with unique labels *is* ``clip``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,10 @@ class ContrastiveLoss(nn.Module, ABC):
         super().__init__()
         self.local_loss = local_loss
         self.gather_with_grad = gather_with_grad
+
+    def bind_classes(self, classes: Sequence[str]) -> None:
+        """Told once, before training, the class names of ``labels``' columns (the training stream's
+        order). Losses that name classes in their options override it; the default needs none."""
 
     @abstractmethod
     def targets(

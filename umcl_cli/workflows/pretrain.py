@@ -13,6 +13,7 @@ from umcl_cli.data.resolve import resolve_dataset
 from umcl_cli.data.transforms import BatchAugment, ImageTransform
 from umcl_cli.data.unified import SourceSpec, UnifiedDataset, WeightedDistributedSampler
 from umcl_cli.engine import distributed
+from umcl_cli.engine.contrastive import ContrastiveLoss
 from umcl_cli.engine.resume import adopt_run_file, read_train_state
 from umcl_cli.engine.trainer import fit, pick_device, resolve_resume, seed_everything
 from umcl_cli.errors import UsageError
@@ -49,6 +50,19 @@ def check_plugin_names(recipe: Recipe) -> None:
         ("losses", recipe.loss),
     ):
         registry.load(kind, ref.name)  # unknown names list the installed ones; broken plugins name their package
+
+
+def build_loss(recipe: Recipe, classes: list[str]) -> ContrastiveLoss:
+    """The recipe's loss, told the stream's class names; bad ``loss.options`` fail before any training."""
+    try:
+        loss = registry.load("losses", recipe.loss.name)(**recipe.loss.options)
+    except TypeError as exc:
+        raise UsageError(
+            f"loss '{recipe.loss.name}' rejected its options: {exc}",
+            "check the options under loss.options in the recipe",
+        ) from exc
+    loss.bind_classes(classes)
+    return loss
 
 
 def build_stream(recipe: Recipe, data_root: str | None) -> UnifiedDataset:
@@ -131,12 +145,12 @@ def pretrain(
     distributed.barrier()  # other ranks read text_encoder.json only once it is the one to use
 
     stream = build_stream(recipe, data_root)
+    loss = build_loss(recipe, stream.classes)
     bad_images.listing = run_dir / BAD_IMAGE_LIST
     stream.bad_images = bad_images
     model = build_consistent_model(recipe, stream, run_dir)
     mean, std = model.image_encoder.normalization()
     stream.transform = ImageTransform(recipe.data.image_size, mean, std, model.image_encoder.in_chans)
-    loss = registry.load("losses", recipe.loss.name)(**recipe.loss.options)
     t = recipe.train
     augment = BatchAugment(**recipe.data.augmentation.model_dump()) if recipe.data.augment else None
     objective = PretrainObjective(

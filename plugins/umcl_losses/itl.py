@@ -4,10 +4,13 @@
 policy) are identical, or when i is j. In a batch of similar chest X-rays this stops same-finding
 pairs from being pushed apart as negatives.
 
-``key_classes`` restricts the key to some classes (a list of names, or ``"competition"`` for the
-five CheXpert competition findings): rows that agree on those classes are positives whatever else
-they show. Coarser keys give more positives per batch but teach the model that the classes left out
-do not matter, so choose them from the findings the model is for.
+``key_classes`` restricts the key to some classes: a list of names, ``"findings"`` (CheXpert's ten
+pathologies that are neither a parent in its label hierarchy, Lung Opacity and Enlarged
+Cardiomediastinum, nor No Finding or Support Devices) or ``"competition"`` (the five CheXpert
+competition findings). Rows that agree on those classes are positives whatever else they show.
+Coarser keys give more positives per batch but teach the model that the classes left out do not
+matter, so choose them from the findings the model is for. A named set keeps the classes the training
+data labels; a list must name only such classes.
 
 ``overlap=True`` adds partial credit: labelled rows whose positive findings overlap without being
 identical get ``T_ij = |P_i ∩ P_j| / |P_i ∪ P_j|`` (Jaccard of their positive classes; ignored entries
@@ -22,7 +25,19 @@ import torch
 
 from umcl_cli.contracts import CHEXPERT_COMPETITION, ContrastiveLoss, UsageError, identity_targets, label_keys
 
-KEY_ALIASES = {"competition": CHEXPERT_COMPETITION}
+CHEXPERT_LEAF_FINDINGS = (
+    "Cardiomegaly",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+)
+KEY_ALIASES = {"findings": CHEXPERT_LEAF_FINDINGS, "competition": CHEXPERT_COMPETITION}
 
 
 class ImageTextLabelLoss(ContrastiveLoss):
@@ -34,27 +49,37 @@ class ImageTextLabelLoss(ContrastiveLoss):
         gather_with_grad: bool = True,
     ) -> None:
         super().__init__(local_loss=local_loss, gather_with_grad=gather_with_grad)
-        if isinstance(key_classes, str):
-            if key_classes not in KEY_ALIASES:
-                raise UsageError(
-                    f"loss option key_classes '{key_classes}' is not a known set",
-                    f"give a list of class names or one of: {', '.join(KEY_ALIASES)}",
-                )
-            key_classes = KEY_ALIASES[key_classes]
-        self.key_classes = list(key_classes) if key_classes is not None else None
+        self.named_set = key_classes if isinstance(key_classes, str) else None
+        if self.named_set is not None and self.named_set not in KEY_ALIASES:
+            raise UsageError(
+                f"loss option key_classes '{self.named_set}' is not a known set",
+                f"give a list of class names or one of: {', '.join(KEY_ALIASES)}",
+            )
+        names = KEY_ALIASES[self.named_set] if self.named_set is not None else key_classes
+        self.key_classes = list(names) if names is not None else None
         self.overlap = overlap
         self._key_columns: list[int] | None = None
 
     def bind_classes(self, classes: Sequence[str]) -> None:
         if self.key_classes is None:
             return
-        missing = [c for c in self.key_classes if c not in classes]
-        if missing:
-            raise UsageError(
-                f"loss option key_classes names {missing}, which the training data does not label",
-                f"use classes the datasets label ({', '.join(classes)})",
-            )
-        self._key_columns = [list(classes).index(c) for c in self.key_classes]
+        classes = list(classes)
+        if self.named_set is not None:  # a named set keeps what the data labels
+            wanted = [c for c in self.key_classes if c in classes]
+            if not wanted:
+                raise UsageError(
+                    f"loss option key_classes '{self.named_set}': the training data labels none of its classes",
+                    "give a list of classes the datasets label, or leave key_classes out",
+                )
+        else:
+            wanted = self.key_classes
+            missing = [c for c in wanted if c not in classes]
+            if missing:
+                raise UsageError(
+                    f"loss option key_classes names {missing}, which the training data does not label",
+                    f"use classes the datasets label ({', '.join(classes)})",
+                )
+        self._key_columns = [classes.index(c) for c in wanted]
 
     def targets(self, row_labels, row_has, col_labels, col_has, row_offset) -> torch.Tensor:
         both = row_has[:, None] & col_has[None, :]

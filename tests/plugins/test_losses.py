@@ -149,6 +149,25 @@ def test_itl_competition_key_binds_to_the_streams_column_order() -> None:
     assert [CANONICAL_CLASSES[i] for i in loss._key_columns] == list(CHEXPERT_COMPETITION)
 
 
+def test_itl_findings_key_leaves_out_parents_devices_and_no_finding() -> None:
+    from umcl_cli.contracts import CANONICAL_CLASSES, CHEXPERT_CLASSES
+
+    loss = ImageTextLabelLoss(key_classes="findings")
+    loss.bind_classes(list(CANONICAL_CLASSES))
+    keyed = {CANONICAL_CLASSES[i] for i in loss._key_columns}
+    left_out = {"No Finding", "Support Devices", "Lung Opacity", "Enlarged Cardiomediastinum"}
+    assert keyed == set(CHEXPERT_CLASSES) - left_out
+    # A vocabulary without some of them (ChestX-ray14-like) keys on the ones it labels.
+    nih_like = ["Atelectasis", "Cardiomegaly", "Hernia", "Pleural Effusion", "Pneumothorax"]
+    loss.bind_classes(nih_like)
+    assert [nih_like[i] for i in loss._key_columns] == [
+        "Cardiomegaly",
+        "Atelectasis",
+        "Pneumothorax",
+        "Pleural Effusion",
+    ]
+
+
 def test_itl_key_classes_errors_name_the_problem() -> None:
     from umcl_cli.errors import UsageError
 
@@ -157,6 +176,8 @@ def test_itl_key_classes_errors_name_the_problem() -> None:
     loss = ImageTextLabelLoss(key_classes=["Edema", "Pneumothorax"])
     with pytest.raises(UsageError, match=r"names \['Pneumothorax'\], which the training data does not label"):
         loss.bind_classes(["No Finding", "Edema"])
+    with pytest.raises(UsageError, match="labels none of its classes"):
+        ImageTextLabelLoss(key_classes="competition").bind_classes(["No Finding", "Hernia"])
     with pytest.raises(RuntimeError, match="bind_classes"):
         ImageTextLabelLoss(key_classes=["Edema"]).targets(
             torch.zeros(2, 1), torch.ones(2, dtype=torch.bool), torch.zeros(2, 1), torch.ones(2, dtype=torch.bool), 0

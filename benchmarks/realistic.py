@@ -44,7 +44,8 @@ ARMS = {
     "e-soft-prompt": "[{name: mimic}, {name: chexpert}]",
     "f-umcl-per-class": "[{name: mimic}, {name: chexpert}]",
     "g-umcl-no-label-view": "[{name: mimic}, {name: chexpert}]",
-    "h-itl-competition-key": "[{name: mimic}, {name: chexpert}]",
+    "h-itl-findings-key": "[{name: mimic}, {name: chexpert}]",
+    "i-itl-competition-key": "[{name: mimic}, {name: chexpert}]",
 }
 # 500 steps are 9 epochs of the pairs: too short to need augmentation, which costs 2 points here
 # (RESULTS.md, "Short-budget settings"); the demo's 30 epochs keep its ±4 px shifts.

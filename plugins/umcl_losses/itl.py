@@ -23,20 +23,18 @@ from collections.abc import Sequence
 
 import torch
 
-from umcl_cli.contracts import CHEXPERT_COMPETITION, ContrastiveLoss, UsageError, identity_targets, label_keys
-
-CHEXPERT_LEAF_FINDINGS = (
-    "Cardiomegaly",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
+from umcl_cli.contracts import (
+    CHEXPERT_CLASSES,
+    CHEXPERT_COMPETITION,
+    ContrastiveLoss,
+    UsageError,
+    identity_targets,
+    label_keys,
 )
+
+# CheXpert's parents in its label hierarchy, and the two labels that are not a pathology.
+NOT_LEAF_FINDINGS = {"Enlarged Cardiomediastinum", "Lung Opacity", "No Finding", "Support Devices"}
+CHEXPERT_LEAF_FINDINGS = tuple(c for c in CHEXPERT_CLASSES if c not in NOT_LEAF_FINDINGS)
 KEY_ALIASES = {"findings": CHEXPERT_LEAF_FINDINGS, "competition": CHEXPERT_COMPETITION}
 
 

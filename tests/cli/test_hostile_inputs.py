@@ -402,7 +402,7 @@ def test_negative_model_size_is_a_usage_error(base: Path, tmp_path: Path) -> Non
 def test_bad_loss_options_are_one_line_before_training(base: Path, tmp_path: Path, override: str, fragments) -> None:
     result = pretrain(base / "data", tmp_path / "run", extra=(override,))
     error_line(result, 2, *fragments)
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # refused before the run directory was made
 
 
 # 8. prepare swaps in a complete dataset or nothing

@@ -137,6 +137,9 @@ def pretrain(
             f"run directory {run_dir} already holds a run",
             "pass --resume latest to continue it, or choose another --out",
         )
+    # Data and loss options are checked before the run directory is made: bad input writes nothing.
+    stream = build_stream(recipe, data_root)
+    loss = build_loss(recipe, stream.classes)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_recipe(recipe, run_dir / "recipe.yaml")
@@ -144,8 +147,6 @@ def pretrain(
             adopt_run_file(resume_path, run_dir, "text_encoder.json")  # the tokenizer its weights know
     distributed.barrier()  # other ranks read text_encoder.json only once it is the one to use
 
-    stream = build_stream(recipe, data_root)
-    loss = build_loss(recipe, stream.classes)
     bad_images.listing = run_dir / BAD_IMAGE_LIST
     stream.bad_images = bad_images
     model = build_consistent_model(recipe, stream, run_dir)

@@ -46,6 +46,7 @@ ARMS = {
     "g-umcl-no-label-view": "[{name: mimic}, {name: chexpert}]",
     "h-itl-findings-key": "[{name: mimic}, {name: chexpert}]",
     "i-itl-competition-key": "[{name: mimic}, {name: chexpert}]",
+    "j-itl-text-view": "[{name: mimic}, {name: chexpert}]",
 }
 # 500 steps are 9 epochs of the pairs: too short to need augmentation, which costs 2 points here
 # (RESULTS.md, "Short-budget settings"); the demo's 30 epochs keep its ±4 px shifts.

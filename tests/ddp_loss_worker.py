@@ -1,10 +1,12 @@
 """Run under torchrun: DDP loss and gradients on each rank's half of a fixed global batch.
 
 Rank 0 saves them to ``argv[1]``; tests/engine/test_distributed.py compares with one process.
+Arguments: out, loss name, local_loss (0/1), gather_with_grad (0/1), [accum steps], [loss options as JSON].
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 import torch
@@ -95,12 +97,13 @@ def loss_and_grads(model: torch.nn.Module, loss_fn, x, y, labels, has) -> tuple[
 def main() -> None:
     out, loss_name, local_loss, with_grad = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4] == "1"
     accum = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    options = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     x, y, labels, has = global_batch()
     per = len(x) // world
     part = slice(rank * per, (rank + 1) * per)
-    loss_fn = load("losses", loss_name)(local_loss=local_loss, gather_with_grad=with_grad)
+    loss_fn = load("losses", loss_name)(local_loss=local_loss, gather_with_grad=with_grad, **options)
     if accum > 1:
         model = DistributedDataParallel(DictProjections())
         loss, grads = accumulated_loss_and_grads(model, loss_fn, x[part], y[part], labels[part], has[part], accum)

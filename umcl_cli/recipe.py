@@ -242,11 +242,22 @@ def load_recipe(path: Path, overrides: list[str] | None = None) -> Recipe:
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """``top`` wins; mappings merge key by key, everything else (lists included) is replaced."""
+    """``top`` wins; mappings merge key by key, everything else (lists included) is replaced.
+
+    A plugin mapping (one with ``name``) that names another plugin replaces the inherited one: the old
+    plugin's ``options`` mean nothing to the new one (a recipe that switches ``loss`` from itl to clip
+    must not hand clip itl's options).
+    """
     out = dict(base)
     for key, value in top.items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        inherited = out.get(key)
+        merge = isinstance(value, dict) and isinstance(inherited, dict) and not switches_plugin(inherited, value)
+        out[key] = deep_merge(inherited, value) if merge else value
     return out
+
+
+def switches_plugin(inherited: dict[str, Any], top: dict[str, Any]) -> bool:
+    return "name" in top and "name" in inherited and top["name"] != inherited["name"]
 
 
 def read_tree(path: Path, seen: tuple[Path, ...] = (), child: Path | None = None) -> dict[str, Any]:

@@ -15,6 +15,10 @@ data labels; a list must name only such classes.
 ``overlap=True`` adds partial credit: labelled rows whose positive findings overlap without being
 identical get ``T_ij = |P_i ∩ P_j| / |P_i ∪ P_j|`` (Jaccard of their positive classes; ignored entries
 count as not positive), so rows sharing a finding are not pure negatives either.
+
+``text_view`` (a weight; 0 = off) adds the text view of ``umcl_cli.engine.contrastive``: each text is
+also contrasted with the batch's other texts, its same-key texts as positives, so reports and label
+texts that state the same findings move together.
 """
 
 from __future__ import annotations
@@ -43,10 +47,11 @@ class ImageTextLabelLoss(ContrastiveLoss):
         self,
         key_classes: Sequence[str] | str | None = None,
         overlap: bool = False,
+        text_view: float = 0.0,
         local_loss: bool = False,
         gather_with_grad: bool = True,
     ) -> None:
-        super().__init__(local_loss=local_loss, gather_with_grad=gather_with_grad)
+        super().__init__(local_loss=local_loss, gather_with_grad=gather_with_grad, text_view=text_view)
         self.named_set = key_classes if isinstance(key_classes, str) else None
         if self.named_set is not None and self.named_set not in KEY_ALIASES:
             raise UsageError(

@@ -12,8 +12,10 @@ from umcl_cli.contracts import ContrastiveLoss, identity_targets
 
 
 class SoftLabelLoss(ContrastiveLoss):
-    def __init__(self, temperature: float = 1.0, local_loss: bool = False, gather_with_grad: bool = True):
-        super().__init__(local_loss=local_loss, gather_with_grad=gather_with_grad)
+    def __init__(
+        self, temperature: float = 1.0, text_view: float = 0.0, local_loss: bool = False, gather_with_grad: bool = True
+    ):
+        super().__init__(local_loss=local_loss, gather_with_grad=gather_with_grad, text_view=text_view)
         self.temperature = temperature
 
     def targets(self, row_labels, row_has, col_labels, col_has, row_offset) -> torch.Tensor:

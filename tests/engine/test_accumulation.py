@@ -22,6 +22,7 @@ from umcl_cli.recipe import TrainConfig
 from umcl_cli.registry import load
 
 LOSSES = ["clip", "itl", "soft"]
+WITH_OPTIONS = [(name, {}) for name in LOSSES] + [("itl", {"text_view": 1.0})]
 
 
 def batch(n: int = 64, seed: int = 3) -> tuple[torch.Tensor, ...]:
@@ -38,11 +39,12 @@ def assert_same(a: tuple[float, dict], b: tuple[float, dict]) -> None:
         assert torch.allclose(a[1][name], g, rtol=1e-5, atol=1e-7), name
 
 
-@pytest.mark.parametrize("loss_name", LOSSES)
-def test_four_micro_batches_of_16_equal_one_batch_of_64(loss_name: str) -> None:
+@pytest.mark.parametrize(("loss_name", "options"), WITH_OPTIONS)
+def test_four_micro_batches_of_16_equal_one_batch_of_64(loss_name: str, options: dict) -> None:
     x, y, labels, has = batch()
-    full = loss_and_grads(Projections(), load("losses", loss_name)(), x, y, labels, has)
-    accumulated = accumulated_loss_and_grads(DictProjections(), load("losses", loss_name)(), x, y, labels, has, 4)
+    full = loss_and_grads(Projections(), load("losses", loss_name)(**options), x, y, labels, has)
+    loss_fn = load("losses", loss_name)(**options)
+    accumulated = accumulated_loss_and_grads(DictProjections(), loss_fn, x, y, labels, has, 4)
     assert_same(accumulated, full)
 
 

@@ -38,17 +38,28 @@ def torchrun(args: list[str], nproc: int = 2, timeout: int = 240, **kw) -> subpr
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
 
+TEXT_VIEW = {"text_view": 1.0}
+
+
 @pytest.mark.parametrize(
-    ("loss_name", "local_loss"),
-    [("clip", False), ("itl", False), ("itl", True), ("soft", False), ("clip", True)],
+    ("loss_name", "local_loss", "options"),
+    [
+        ("clip", False, {}),
+        ("itl", False, {}),
+        ("itl", True, {}),
+        ("soft", False, {}),
+        ("clip", True, {}),
+        ("itl", False, TEXT_VIEW),
+        ("itl", True, TEXT_VIEW),  # each rank's share of the text view is rescaled to the global mean
+    ],
 )
-def test_two_ranks_match_one_process(tmp_path: Path, loss_name: str, local_loss: bool) -> None:
+def test_two_ranks_match_one_process(tmp_path: Path, loss_name: str, local_loss: bool, options: dict) -> None:
     out = tmp_path / "ddp.pt"
-    proc = torchrun([str(WORKER), str(out), loss_name, "1" if local_loss else "0", "1"])
+    proc = torchrun([str(WORKER), str(out), loss_name, "1" if local_loss else "0", "1", "1", json.dumps(options)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = torch.load(out, weights_only=True)
     x, y, labels, has = global_batch()
-    loss, grads = loss_and_grads(Projections(), load("losses", loss_name)(), x, y, labels, has)
+    loss, grads = loss_and_grads(Projections(), load("losses", loss_name)(**options), x, y, labels, has)
     assert ddp["loss"] == pytest.approx(loss, rel=1e-5)
     for name, g in grads.items():
         assert torch.allclose(ddp["grads"][name], g, atol=1e-6), name

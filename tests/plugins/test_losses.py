@@ -182,3 +182,46 @@ def test_itl_key_classes_errors_name_the_problem() -> None:
         ImageTextLabelLoss(key_classes=["Edema"]).targets(
             torch.zeros(2, 1), torch.ones(2, dtype=torch.bool), torch.zeros(2, 1), torch.ones(2, dtype=torch.bool), 0
         )
+
+
+def test_itl_text_view_adds_the_hand_computed_text_to_text_term() -> None:
+    # Rows 0, 2 and 4 share a key, 1 is alone, 3 has no labels: only 0, 2 and 4 take part.
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    has = torch.tensor([True, True, True, False, True])
+    g = torch.Generator().manual_seed(3)
+    img = F.normalize(torch.randn(5, 4, generator=g), dim=-1)
+    txt = F.normalize(torch.randn(5, 4, generator=g), dim=-1)
+    b = ContrastiveBatch(img, txt, torch.tensor(2.5), labels, has)
+    s = (2.5 * txt @ txt.T).tolist()
+    positives = {0: [2, 4], 2: [0, 4], 4: [0, 2]}
+    terms = []
+    for i, pos in positives.items():
+        log_z = math.log(sum(math.exp(s[i][j]) for j in range(5) if j != i))
+        terms.append(-sum(s[i][j] - log_z for j in pos) / len(pos))
+    expected = sum(terms) / len(terms)
+    with_view = ImageTextLabelLoss(text_view=0.7)(b).item()
+    assert with_view - ImageTextLabelLoss()(b).item() == pytest.approx(0.7 * expected, rel=1e-5)
+
+
+def test_text_view_moves_texts_only_and_is_empty_without_shared_keys() -> None:
+    labels = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    b = batch(n=4, labels=labels)
+    b.image_features.requires_grad_(True)
+    b.text_features.requires_grad_(True)
+    plain = ImageTextLabelLoss()(b)
+    viewed = ImageTextLabelLoss(text_view=1.0)(b)
+    img_grad, txt_grad = torch.autograd.grad(viewed - plain, [b.image_features, b.text_features])
+    assert img_grad.abs().max() < 1e-6 and txt_grad.abs().max() > 1e-3
+    unique = batch(n=4, labels=torch.eye(4))
+    assert ImageTextLabelLoss(text_view=1.0)(unique).item() == ImageTextLabelLoss()(unique).item()
+
+
+def test_text_view_options_are_checked() -> None:
+    from umcl_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="text_view must be >= 0"):
+        ImageTextLabelLoss(text_view=-1.0)
+    with pytest.raises(TypeError, match="text_view"):
+        ClipLoss(text_view=1.0)  # clip has no positive but a row's own: nothing for a text view
+    soft = batch(n=3, labels=torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))
+    assert SoftLabelLoss(text_view=1.0)(soft).item() > SoftLabelLoss()(soft).item()  # every labelled row shares mass

@@ -4,6 +4,11 @@ A loss plugin (entry-point group ``umcl.losses``) is a ``ContrastiveLoss`` subcl
 which pairs are positives: ``targets()`` returns a non-negative ``[rows, columns]`` matrix over the
 gathered batch. Gathering, normalisation of the targets and the symmetric soft cross-entropy live
 here once, so ``itl`` with unique labels *is* ``clip``.
+
+The optional *text view* (``text_view`` > 0) reuses the same targets among the texts alone: each text
+whose row has another positive in the batch is classified over the batch's other texts, with those
+positives as targets. Reports and label texts of the same findings are pulled together, which teaches
+a text tower trained from scratch what a finding is called in both (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from umcl_cli.engine import distributed
+from umcl_cli.errors import UsageError
 
 
 @dataclass
@@ -41,10 +47,13 @@ def label_keys(labels: torch.Tensor) -> torch.Tensor:
 
 
 class ContrastiveLoss(nn.Module, ABC):
-    def __init__(self, local_loss: bool = False, gather_with_grad: bool = True) -> None:
+    def __init__(self, local_loss: bool = False, gather_with_grad: bool = True, text_view: float = 0.0) -> None:
         super().__init__()
+        if not text_view >= 0:
+            raise UsageError(f"loss option text_view must be >= 0, got {text_view}", "set text_view: 0 to turn it off")
         self.local_loss = local_loss
         self.gather_with_grad = gather_with_grad
+        self.text_view = float(text_view)
 
     def bind_classes(self, classes: Sequence[str]) -> None:
         """Told once, before training, the class names of ``labels``' columns (the training stream's
@@ -85,7 +94,29 @@ class ContrastiveLoss(nn.Module, ABC):
         # With local_loss each rank returns the mean over its own rows; DDP's averaging of the
         # gradients then yields the global mean. Targets are symmetric relations, so one matrix
         # serves both directions.
-        return 0.5 * (soft_cross_entropy(logits_i2t, t) + soft_cross_entropy(logits_t2i, t))
+        loss = 0.5 * (soft_cross_entropy(logits_i2t, t) + soft_cross_entropy(logits_t2i, t))
+        if self.text_view:
+            loss = loss + self.text_view * self._text_view_loss(row_txt, all_txt, scale, t, offset, all_labels, all_has)
+        return loss
+
+    def _text_view_loss(self, row_txt, all_txt, scale, t, offset, all_labels, all_has) -> torch.Tensor:
+        """Mean over the global batch's texts that have another positive of their soft cross-entropy
+        over the other texts; with ``local_loss`` each rank's share is scaled so that DDP's gradient
+        average is that global mean."""
+        own = identity_targets(t.shape[0], t.shape[1], offset, t.device).bool()
+        others = t.float().masked_fill(own, 0.0)
+        used = others.sum(dim=1) > 0
+        if self.local_loss:
+            everyone = self.targets(all_labels, all_has, all_labels, all_has, 0)
+            alone = identity_targets(everyone.shape[0], everyone.shape[0], 0, t.device).bool()
+            users = (everyone.masked_fill(alone, 0.0).sum(dim=1) > 0).sum().clamp(min=1)
+            count = users / distributed.current().world_size
+        else:
+            count = used.sum().clamp(min=1)
+        logits = (scale * row_txt[used] @ all_txt.T).float().masked_fill(own[used], float("-inf"))
+        log_p = F.log_softmax(logits, dim=1).masked_fill(own[used], 0.0)
+        p = others[used] / others[used].sum(dim=1, keepdim=True)
+        return -(p * log_p).sum() / count
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ and checks what each one names when it loads it (``umcl plugins`` shows the resu
     A class subclassing :class:`ContrastiveLoss`, instantiated with the recipe's ``loss.options``;
     it implements ``targets(...)`` (see :func:`identity_targets` and :func:`label_keys`) and receives
     a :class:`ContrastiveBatch`. Options that name classes are resolved in ``bind_classes(classes)``,
-    called once before training with the labels' column order.
+    called once before training with the labels' column order. ``text_view`` (a weight) passed on to
+    ``ContrastiveLoss.__init__`` adds the text-to-text term over the same targets.
 ``umcl.image_encoders`` / ``umcl.text_encoders``
     A factory: a callable taking keyword options (the recipe's ``model.*_encoder.options``, or a
     checkpoint's ``rebuild_spec()``) and returning an :class:`ImageEncoder` / :class:`TextEncoder`.

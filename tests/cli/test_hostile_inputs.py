@@ -397,6 +397,9 @@ def test_negative_model_size_is_a_usage_error(base: Path, tmp_path: Path) -> Non
     [
         ("loss.options.key_classes=[Edema, Hernia]", ("key_classes names ['Hernia']", "use classes")),
         ("loss.options.key_clases=competition", ("loss 'itl' rejected its options", "loss.options")),
+        ("loss.options.text_view=-1", ("text_view must be a number >= 0, got -1", "text_view: 0")),
+        ("loss.options.text_view=lots", ("text_view must be a number >= 0, got 'lots'", "text_view: 0")),
+        ("loss.options.text_view=.nan", ("text_view must be a number >= 0, got nan", "text_view: 0")),
     ],
 )
 def test_bad_loss_options_are_one_line_before_training(base: Path, tmp_path: Path, override: str, fragments) -> None:

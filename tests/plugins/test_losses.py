@@ -219,8 +219,9 @@ def test_text_view_moves_texts_only_and_is_empty_without_shared_keys() -> None:
 def test_text_view_options_are_checked() -> None:
     from umcl_cli.errors import UsageError
 
-    with pytest.raises(UsageError, match="text_view must be >= 0"):
-        ImageTextLabelLoss(text_view=-1.0)
+    for bad in (-1.0, float("nan"), float("inf"), "1", True):
+        with pytest.raises(UsageError, match="text_view must be a number >= 0"):
+            ImageTextLabelLoss(text_view=bad)
     with pytest.raises(TypeError, match="text_view"):
         ClipLoss(text_view=1.0)  # clip has no positive but a row's own: nothing for a text view
     soft = batch(n=3, labels=torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))

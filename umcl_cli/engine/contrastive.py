@@ -13,6 +13,7 @@ a text tower trained from scratch what a finding is called in both (benchmarks/R
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,8 +50,12 @@ def label_keys(labels: torch.Tensor) -> torch.Tensor:
 class ContrastiveLoss(nn.Module, ABC):
     def __init__(self, local_loss: bool = False, gather_with_grad: bool = True, text_view: float = 0.0) -> None:
         super().__init__()
-        if not text_view >= 0:
-            raise UsageError(f"loss option text_view must be >= 0, got {text_view}", "set text_view: 0 to turn it off")
+        number = isinstance(text_view, int | float) and not isinstance(text_view, bool)
+        if not (number and math.isfinite(text_view) and text_view >= 0):
+            raise UsageError(
+                f"loss option text_view must be a number >= 0, got {text_view!r}",
+                "give the weight of the text view, e.g. text_view: 1.0 (text_view: 0 turns it off)",
+            )
         self.local_loss = local_loss
         self.gather_with_grad = gather_with_grad
         self.text_view = float(text_view)

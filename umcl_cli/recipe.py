@@ -197,15 +197,18 @@ class Recipe(Strict):
 
 
 def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` overrides (value parsed as YAML; list items addressed by index)."""
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"override '{item}' is not KEY=VALUE", "write it as --set train.lr=1e-4")
-        try:
-            value = load_bounded(raw, f"override '{key}'") if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML; list items addressed by index).
+
+    An override that names another plugin (``loss.name=clip``) drops the recipe's options of the old
+    one first, as ``extends`` does; options given by other overrides apply whatever their order.
+    """
+    parsed = [parse_override(item) for item in overrides]
+    for key, value, _ in parsed:
+        if key.endswith(".name"):
+            plugin = _existing(tree, key.split(".")[:-1])
+            if isinstance(plugin, dict) and switches_plugin(plugin, {"name": value}):
+                plugin.pop("options", None)
+    for key, value, item in parsed:
         node: Any = tree
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
@@ -218,6 +221,29 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
         else:
             raise UsageError(f"override '{item}': {'.'.join(parts[:-1])} is not a mapping", "check the key path")
     return tree
+
+
+def parse_override(item: str) -> tuple[str, Any, str]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise UsageError(f"override '{item}' is not KEY=VALUE", "write it as --set train.lr=1e-4")
+    try:
+        value = load_bounded(raw, f"override '{key}'") if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value, item
+
+
+def _existing(node: Any, parts: list[str]) -> Any:
+    """The value at ``parts`` if the tree already has it, else None (nothing is created)."""
+    for part in parts:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
 
 
 def _child(node: Any, part: str, path: str, item: str) -> Any:

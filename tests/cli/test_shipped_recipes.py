@@ -37,3 +37,13 @@ def test_extending_recipe_that_switches_a_plugin_drops_the_old_plugins_options(t
     assert same.loss.options == {"text_view": 1.0} and (same.train.lr, same.train.epochs) == (0.02, 2)
     assert other.loss.name == "clip" and other.loss.options == {}
     assert other.name == "other"  # the recipe's own name is not a plugin switch
+
+
+def test_set_that_switches_a_plugin_drops_the_old_plugins_options_in_any_order() -> None:
+    demo = ROOT / "demo.yaml"
+    assert load_recipe(demo, ["loss.name=itl"]).loss.options == {"text_view": 1.0}
+    clip = load_recipe(demo, ["loss.name=clip"])
+    registry.load("losses", clip.loss.name)(**clip.loss.options)  # the demo as a CLIP baseline builds
+    assert clip.loss.options == {}
+    soft = load_recipe(demo, ["loss.options.temperature=0.5", "loss.name=soft"])
+    assert soft.loss.options == {"temperature": 0.5}
